@@ -1,0 +1,31 @@
+# SPDX-License-Identifier: MIT
+# Finds what midas links. Included by the build and, installed, by midasConfig.cmake, so a
+# consumer re-finds exactly the dependencies midas was built with.
+include(CMakeFindDependencyMacro)
+
+macro(midas_find_dep)
+  if(CMAKE_FIND_PACKAGE_NAME)  # inside find_package(midas): let the caller's find fail softly
+    find_dependency(${ARGV})
+  else()
+    find_package(${ARGV} REQUIRED)
+  endif()
+endmacro()
+
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+midas_find_dep(Threads)
+midas_find_dep(Boost 1.74)
+midas_find_dep(nlohmann_json 3.10)
+
+if(MIDAS_WITH_REDIS AND NOT TARGET hiredis::hiredis)
+  find_package(hiredis CONFIG QUIET)  # hiredis >= 1.0 ships a target
+  if(NOT TARGET hiredis::hiredis)     # Debian's 0.14: pkg-config only
+    find_package(PkgConfig REQUIRED)
+    pkg_check_modules(midas_hiredis REQUIRED IMPORTED_TARGET hiredis)
+    add_library(hiredis::hiredis INTERFACE IMPORTED)  # not an ALIAS: the export must name hiredis::hiredis
+    target_link_libraries(hiredis::hiredis INTERFACE PkgConfig::midas_hiredis)
+  endif()
+endif()
+
+if(MIDAS_WITH_POSTGRES AND NOT TARGET PostgreSQL::PostgreSQL)
+  midas_find_dep(PostgreSQL)
+endif()
