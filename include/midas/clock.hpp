@@ -12,7 +12,8 @@ using TimePoint = std::chrono::system_clock::time_point;
 using Duration = std::chrono::milliseconds;
 
 /// An injectable time source. Backends and workers read time only through one, so retries and
-/// leases are tested by moving a `ManualClock` instead of sleeping. Implementations are thread-safe.
+/// leases are tested by moving a `ManualClock` instead of sleeping. Implementations are
+/// thread-safe.
 class Clock {
  public:
   virtual ~Clock() = default;

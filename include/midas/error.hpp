@@ -23,12 +23,13 @@ enum class errc {
   invalid_url,              ///< A backend URL that cannot be parsed.
   unsupported_scheme,       ///< A backend URL whose scheme midas does not know.
   backend_not_built,        ///< The backend exists but this build of midas left it out.
-  lease_lost,               ///< The lease expired or was taken over; the worker no longer owns the task.
-  invalid_state,            ///< The task's status does not allow this (e.g. cancel of a running task).
-  unknown_task_type,        ///< No handler is registered for the task's type.
-  payload_too_large,        ///< Params larger than the backend accepts.
-  handler_decision,         ///< A handler returned a decision through its TaskContext (snooze, cancel, ...).
-  handler_exception,        ///< A handler threw; the classifier saw the exception itself.
+  lease_lost,         ///< The lease expired or was taken over; the worker no longer owns the task.
+  invalid_state,      ///< The task's status does not allow this (e.g. cancel of a running task).
+  unknown_task_type,  ///< No handler is registered for the task's type.
+  payload_too_large,  ///< Params larger than the backend accepts.
+  handler_decision,   ///< A handler returned a decision through its TaskContext (snooze, cancel,
+                      ///< ...).
+  handler_exception,  ///< A handler threw; the classifier saw the exception itself.
 };
 
 /// The category of `midas::errc` codes; its name is "midas".

@@ -138,20 +138,21 @@ class ErrorClassifier {
     return when([](const Failure& f) { return f.find<E>() != nullptr; }, d);
   }
 
-  /// Retries when an error code in the failure matches (`std::errc::timed_out`, `midas::errc::...`).
+  /// Retries when an error code in the failure matches (`std::errc::timed_out`,
+  /// `midas::errc::...`).
   template <class Code>
-    requires std::is_error_code_enum_v<Code> || std::is_error_condition_enum_v<Code>
-  ErrorClassifier& retry_on(Code c) {
+  requires std::is_error_code_enum_v<Code> || std::is_error_condition_enum_v<Code> ErrorClassifier&
+  retry_on(Code c) {
     return on(c, Decision::retry());
   }
   template <class Code>
-    requires std::is_error_code_enum_v<Code> || std::is_error_condition_enum_v<Code>
-  ErrorClassifier& fail_on(Code c) {
+  requires std::is_error_code_enum_v<Code> || std::is_error_condition_enum_v<Code> ErrorClassifier&
+  fail_on(Code c) {
     return on(c, Decision::fail());
   }
   template <class Code>
-    requires std::is_error_code_enum_v<Code> || std::is_error_condition_enum_v<Code>
-  ErrorClassifier& on(Code c, Decision d) {
+  requires std::is_error_code_enum_v<Code> || std::is_error_condition_enum_v<Code> ErrorClassifier&
+  on(Code c, Decision d) {
     if constexpr (std::is_error_code_enum_v<Code>) {
       return on(std::error_code{make_error_code(c)}, d);
     } else {

@@ -16,9 +16,9 @@ namespace midas {
 
 /// What a worker asks for when it claims.
 struct ClaimRequest {
-  std::vector<std::string> queues{};  ///< Claimed from in the order given.
-  std::size_t limit = 1;              ///< Most tasks to claim in this call.
-  std::string worker_id{};            ///< Recorded as lease owner.
+  std::vector<std::string> queues{};        ///< Claimed from in the order given.
+  std::size_t limit = 1;                    ///< Most tasks to claim in this call.
+  std::string worker_id{};                  ///< Recorded as lease owner.
   Duration lease{std::chrono::seconds{8}};  ///< Lease length.
 };
 
@@ -45,7 +45,7 @@ struct ListFilter {
 /// Task counts for one queue.
 struct QueueStats {
   std::string queue{};
-  std::size_t pending = 0;    ///< Due or scheduled, never attempted or requeued.
+  std::size_t pending = 0;  ///< Due or scheduled, never attempted or requeued.
   std::size_t running = 0;
   std::size_t retrying = 0;
   std::size_t succeeded = 0;
@@ -81,7 +81,8 @@ class Queue {
   [[nodiscard]] virtual result<Enqueued> enqueue(const TaskSpec& spec) = 0;
   /// Stores many tasks in one round trip. All specs are validated first; if one is invalid,
   /// nothing is stored. Results are in the order of `specs`.
-  [[nodiscard]] virtual result<std::vector<Enqueued>> enqueue_batch(std::span<const TaskSpec> specs) = 0;
+  [[nodiscard]] virtual result<std::vector<Enqueued>> enqueue_batch(
+      std::span<const TaskSpec> specs) = 0;
 
   // --- workers ----------------------------------------------------------------------------------
 
@@ -95,16 +96,17 @@ class Queue {
   /// Records how an attempt ended (fenced).
   [[nodiscard]] virtual result<void> settle(const Lease& lease, const Settlement& s) = 0;
   /// Durably records a handler's progress (fenced). The next attempt sees it in Task::checkpoint.
-  [[nodiscard]] virtual result<void> checkpoint(const Lease& lease, const nlohmann::json& progress) = 0;
+  [[nodiscard]] virtual result<void> checkpoint(const Lease& lease,
+                                                const nlohmann::json& progress) = 0;
   /// Running tasks whose lease expired before now, oldest deadline first, with their leases.
-  [[nodiscard]] virtual result<std::vector<ClaimedTask>> expired(std::span<const std::string> queues,
-                                                                 std::size_t limit) = 0;
+  [[nodiscard]] virtual result<std::vector<ClaimedTask>> expired(
+      std::span<const std::string> queues, std::size_t limit) = 0;
   /// Settles a task whose lease expired (what a rescuer decided). Fenced like settle, and applied
   /// only while the lease is still expired: if its owner heartbeated meanwhile, `errc::lease_lost`.
   [[nodiscard]] virtual result<void> rescue(const Lease& lease, const Settlement& s) = 0;
-  /// Blocks until a task may be ready in one of `queues`, or until `max_wait` passes.
-  /// Backends wake up on enqueue (condition variable, LISTEN/NOTIFY, blocking pop).
-  [[nodiscard]] virtual result<void> wait_for_tasks(std::span<const std::string> queues,
+  /// Blocks until a task may be ready in one of `queues` (true), or until `max_wait` passes
+  /// (false). Backends wake up on enqueue (condition variable, LISTEN/NOTIFY, blocking pop).
+  [[nodiscard]] virtual result<bool> wait_for_tasks(std::span<const std::string> queues,
                                                     Duration max_wait) = 0;
 
   // --- operators --------------------------------------------------------------------------------
@@ -146,7 +148,8 @@ struct ConnectOptions {
 ///
 /// Errors: `errc::invalid_url`, `errc::unsupported_scheme`, `errc::backend_not_built`,
 /// `errc::backend_unavailable`.
-[[nodiscard]] result<std::unique_ptr<Queue>> connect(std::string_view url, ConnectOptions options = {});
+[[nodiscard]] result<std::unique_ptr<Queue>> connect(std::string_view url,
+                                                     ConnectOptions options = {});
 
 /// A new in-process queue.
 [[nodiscard]] std::unique_ptr<Queue> make_memory_queue(ConnectOptions options = {});

@@ -65,10 +65,10 @@ class Registry {
   /// `midas::result<void>` or `void`, or throws. Params that do not convert to `T` fail the
   /// attempt for good (decision `fail`) with a message naming the type and the problem.
   template <JsonParams T, class F>
-    requires std::invocable<F&, const T&, TaskContext&>
-  Registry& add(std::string name, F handler, TypeOptions options = {}) {
+  requires std::invocable<F&, const T&, TaskContext&> Registry& add(std::string name, F handler,
+                                                                    TypeOptions options = {}) {
     JsonHandler h = [handler = std::move(handler), name](const nlohmann::json& params,
-                                                          TaskContext& ctx) mutable -> result<void> {
+                                                         TaskContext& ctx) mutable -> result<void> {
       std::optional<T> typed;
       try {
         typed.emplace(params.get<T>());

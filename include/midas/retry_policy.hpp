@@ -8,7 +8,8 @@
 
 namespace midas {
 
-/// A source of uniform random numbers in [0, 1), for jitter. Must be safe to call from many threads.
+/// A source of uniform random numbers in [0, 1), for jitter. Must be safe to call from many
+/// threads.
 using RandomSource = std::function<double()>;
 
 /// The default random source (a thread-local Mersenne Twister seeded from std::random_device).

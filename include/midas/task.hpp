@@ -46,12 +46,13 @@ struct ErrorInfo {
 
 /// One attempt in a task's history (the original service's `audit_data`).
 struct AttemptRecord {
-  int attempt = 0;             ///< 1 for the first attempt.
-  TimePoint started_at{};      ///< When the attempt was claimed.
-  TimePoint finished_at{};     ///< When its outcome was recorded.
-  std::string worker_id{};     ///< The worker that ran it.
+  int attempt = 0;                   ///< 1 for the first attempt.
+  TimePoint started_at{};            ///< When the attempt was claimed.
+  TimePoint finished_at{};           ///< When its outcome was recorded.
+  std::string worker_id{};           ///< The worker that ran it.
   std::optional<ErrorInfo> error{};  ///< Empty when the attempt succeeded.
-  std::string decision{};      ///< succeeded, retry, retry_after, snooze, fail, cancel, lease_expired...
+  std::string
+      decision{};  ///< succeeded, retry, retry_after, snooze, fail, cancel, lease_expired...
   std::optional<TimePoint> next_run_at{};  ///< When the next attempt is due, if one was scheduled.
   friend bool operator==(const AttemptRecord&, const AttemptRecord&) = default;
 };
@@ -84,14 +85,14 @@ inline constexpr std::size_t max_params_bytes = 1024 * 1024;
 
 /// What a producer enqueues.
 struct TaskSpec {
-  std::string type{};                                 ///< Selects the handler; required.
+  std::string type{};                                ///< Selects the handler; required.
   nlohmann::json params = nlohmann::json::object();  ///< Handler input.
   std::string queue = "default";
-  int priority = 0;                        ///< Lower runs first.
-  std::optional<TimePoint> run_at{};       ///< Absolute time of the first attempt.
-  Duration delay{0};                       ///< Relative to enqueue time; used when run_at is empty.
-  std::optional<std::string> unique_key{}; ///< At most one unfinished task per (queue, key).
-  int max_attempts = 0;                    ///< 0: default_max_attempts.
+  int priority = 0;                   ///< Lower runs first.
+  std::optional<TimePoint> run_at{};  ///< Absolute time of the first attempt.
+  Duration delay{0};                  ///< Relative to enqueue time; used when run_at is empty.
+  std::optional<std::string> unique_key{};  ///< At most one unfinished task per (queue, key).
+  int max_attempts = 0;                     ///< 0: default_max_attempts.
 };
 
 /// Checks a spec before it is stored: names, sizes, attempts. Backends call it; so can producers.
@@ -103,7 +104,8 @@ struct TaskSpec {
 /// The result of an enqueue.
 struct Enqueued {
   TaskId id{};
-  bool duplicate = false;  ///< True when an unfinished task with the same unique key existed; `id` is its id.
+  bool duplicate =
+      false;  ///< True when an unfinished task with the same unique key existed; `id` is its id.
   friend bool operator==(const Enqueued&, const Enqueued&) = default;
 };
 
@@ -123,7 +125,8 @@ struct ClaimedTask {
 
 /// Formats a time as ISO 8601 UTC with milliseconds: 2026-11-27T19:06:00.123Z.
 [[nodiscard]] std::string format_time(TimePoint t);
-/// Parses what format_time writes (fraction optional, 'Z' or +00:00); `errc::invalid_argument` otherwise.
+/// Parses what format_time writes (fraction optional, 'Z' or +00:00); `errc::invalid_argument`
+/// otherwise.
 [[nodiscard]] result<TimePoint> parse_time(std::string_view text);
 
 void to_json(nlohmann::json& j, TaskStatus s);

@@ -17,8 +17,9 @@ struct WorkerOptions {
   std::vector<std::string> queues{"default"};  ///< Claimed in this order.
   int concurrency = 4;                         ///< Handler threads.
   Duration lease{std::chrono::seconds{8}};     ///< Lease length per claim and heartbeat.
-  Duration heartbeat_interval{std::chrono::seconds{2}};  ///< All running leases renewed in one call.
-  Duration poll_interval{std::chrono::seconds{1}};  ///< Longest idle wait between claims.
+  Duration heartbeat_interval{
+      std::chrono::seconds{2}};                       ///< All running leases renewed in one call.
+  Duration poll_interval{std::chrono::seconds{1}};    ///< Longest idle wait between claims.
   Duration rescue_interval{std::chrono::seconds{1}};  ///< How often expired leases are looked for.
   Duration shutdown_grace{std::chrono::seconds{10}};  ///< stop(): time running handlers get to end.
   Duration backoff_min{std::chrono::milliseconds{100}};  ///< First wait after a backend error.
@@ -31,11 +32,11 @@ struct WorkerOptions {
 struct WorkerStats {
   std::uint64_t claimed = 0;
   std::uint64_t succeeded = 0;
-  std::uint64_t retried = 0;   ///< Attempts that ended in a retry (retry, retry_after).
+  std::uint64_t retried = 0;  ///< Attempts that ended in a retry (retry, retry_after).
   std::uint64_t snoozed = 0;
-  std::uint64_t failed = 0;    ///< Tasks failed for good.
+  std::uint64_t failed = 0;  ///< Tasks failed for good.
   std::uint64_t cancelled = 0;
-  std::uint64_t rescued = 0;   ///< Expired leases of other (dead) workers taken back.
+  std::uint64_t rescued = 0;     ///< Expired leases of other (dead) workers taken back.
   std::uint64_t lease_lost = 0;  ///< Outcomes rejected because the lease was gone.
   std::uint64_t backend_errors = 0;
 };

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: MIT
+#include "midas/task.hpp"
+
+#include <array>
+#include <charconv>
+#include <cstdio>
+
+namespace midas {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::array<std::pair<TaskStatus, std::string_view>, 6> status_names{{
+    {TaskStatus::pending, "pending"},
+    {TaskStatus::running, "running"},
+    {TaskStatus::retrying, "retrying"},
+    {TaskStatus::succeeded, "succeeded"},
+    {TaskStatus::failed, "failed"},
+    {TaskStatus::cancelled, "cancelled"},
+}};
+
+json time_or_null(const std::optional<TimePoint>& t) { return t ? json(format_time(*t)) : json(); }
+
+TimePoint time_at(const json& j, const char* key) {
+  auto parsed = parse_time(j.at(key).get<std::string>());
+  if (!parsed) throw std::invalid_argument(std::string{"midas: bad time in field "} + key);
+  return parsed.value();
+}
+
+std::optional<TimePoint> optional_time(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  auto parsed = parse_time(it->get<std::string>());
+  if (!parsed) throw std::invalid_argument(std::string{"midas: bad time in field "} + key);
+  return parsed.value();
+}
+
+template <class T>
+std::optional<T> optional_field(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  return it->get<T>();
+}
+
+// Reads digits [pos, pos+n) of `s` as a number; -1 if they are not all digits.
+int digits(std::string_view s, std::size_t pos, std::size_t n) {
+  if (pos + n > s.size()) return -1;
+  int value = 0;
+  auto [end, ec] = std::from_chars(s.data() + pos, s.data() + pos + n, value);
+  if (ec != std::errc{} || end != s.data() + pos + n) return -1;
+  return value;
+}
+
+}  // namespace
+
+std::string_view to_string(TaskStatus s) noexcept {
+  for (const auto& [status, name] : status_names) {
+    if (status == s) return name;
+  }
+  return "unknown";
+}
+
+result<TaskStatus> parse_task_status(std::string_view name) {
+  for (const auto& [status, n] : status_names) {
+    if (n == name) return status;
+  }
+  return errc::invalid_argument;
+}
+
+bool is_valid_name(std::string_view name) noexcept {
+  if (name.empty() || name.size() > 128) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || c == ':';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+result<void> validate(const TaskSpec& spec) {
+  if (!is_valid_name(spec.type) || !is_valid_name(spec.queue)) return errc::invalid_argument;
+  if (spec.max_attempts < 0 || spec.delay.count() < 0) return errc::invalid_argument;
+  if (spec.unique_key && (spec.unique_key->empty() || spec.unique_key->size() > 512)) {
+    return errc::invalid_argument;
+  }
+  if (spec.params.is_discarded()) return errc::invalid_payload;
+  // dump() cannot throw on invalid UTF-8 with the replace handler; size is what backends store.
+  if (spec.params.dump(-1, ' ', false, json::error_handler_t::replace).size() > max_params_bytes) {
+    return errc::payload_too_large;
+  }
+  return success();
+}
+
+std::string format_time(TimePoint t) {
+  using namespace std::chrono;
+  auto ms = time_point_cast<milliseconds>(t);
+  auto day = floor<days>(ms);
+  year_month_day ymd{day};
+  hh_mm_ss hms{ms - day};
+  std::array<char, 40> buf{};
+  int n = std::snprintf(
+      buf.data(), buf.size(), "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
+      static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+      static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+      static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
+  return std::string(buf.data(), static_cast<std::size_t>(n));
+}
+
+result<TimePoint> parse_time(std::string_view s) {
+  using namespace std::chrono;
+  // YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+00:00)
+  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') ||
+      s[13] != ':' || s[16] != ':') {
+    return errc::invalid_argument;
+  }
+  int y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2);
+  int h = digits(s, 11, 2), mi = digits(s, 14, 2), sec = digits(s, 17, 2);
+  if (y < 0 || mo < 1 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60) {
+    return errc::invalid_argument;
+  }
+  year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+  if (!ymd.ok()) return errc::invalid_argument;
+  std::size_t pos = 19;
+  nanoseconds fraction{0};
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    std::size_t start = pos;
+    std::int64_t value = 0;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9' && pos - start < 9) {
+      value = value * 10 + (s[pos] - '0');
+      ++pos;
+    }
+    std::size_t count = pos - start;
+    if (count == 0) return errc::invalid_argument;
+    for (std::size_t i = count; i < 9; ++i) value *= 10;
+    fraction = nanoseconds{value};
+  }
+  std::string_view zone = s.substr(pos);
+  if (zone != "Z" && zone != "+00:00" && zone != "+00") return errc::invalid_argument;
+  auto tp = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} + fraction;
+  return time_point_cast<TimePoint::duration>(tp);
+}
+
+void to_json(json& j, TaskStatus s) { j = std::string{to_string(s)}; }
+
+void from_json(const json& j, TaskStatus& s) {
+  auto parsed = parse_task_status(j.get<std::string>());
+  if (!parsed) throw std::invalid_argument("midas: unknown task status " + j.dump());
+  s = parsed.value();
+}
+
+void to_json(json& j, const ErrorInfo& e) {
+  j = json{{"type", e.type}, {"message", e.message}, {"code", e.code}};
+  if (e.http_status) j["http_status"] = *e.http_status;
+}
+
+void from_json(const json& j, ErrorInfo& e) {
+  e.type = j.value("type", "");
+  e.message = j.value("message", "");
+  e.code = j.value("code", "");
+  e.http_status = optional_field<int>(j, "http_status");
+}
+
+void to_json(json& j, const AttemptRecord& a) {
+  j = json{{"attempt", a.attempt},
+           {"started_at", format_time(a.started_at)},
+           {"finished_at", format_time(a.finished_at)},
+           {"worker_id", a.worker_id},
+           {"decision", a.decision}};
+  j["error"] = a.error ? json(*a.error) : json();
+  j["next_run_at"] = time_or_null(a.next_run_at);
+}
+
+void from_json(const json& j, AttemptRecord& a) {
+  a.attempt = j.at("attempt").get<int>();
+  a.started_at = time_at(j, "started_at");
+  a.finished_at = time_at(j, "finished_at");
+  a.worker_id = j.value("worker_id", "");
+  a.decision = j.value("decision", "");
+  a.error = optional_field<ErrorInfo>(j, "error");
+  a.next_run_at = optional_time(j, "next_run_at");
+}
+
+void to_json(json& j, const Task& t) {
+  j = json{{"id", t.id},
+           {"type", t.type},
+           {"queue", t.queue},
+           {"params", t.params},
+           {"status", t.status},
+           {"attempt", t.attempt},
+           {"max_attempts", t.max_attempts},
+           {"priority", t.priority},
+           {"run_at", format_time(t.run_at)},
+           {"created_at", format_time(t.created_at)},
+           {"updated_at", format_time(t.updated_at)},
+           {"checkpoint", t.checkpoint},
+           {"history", t.history}};
+  j["unique_key"] = t.unique_key ? json(*t.unique_key) : json();
+  j["finished_at"] = time_or_null(t.finished_at);
+  j["lease_owner"] = t.lease_owner ? json(*t.lease_owner) : json();
+  j["lease_expires_at"] = time_or_null(t.lease_expires_at);
+}
+
+void from_json(const json& j, Task& t) {
+  t.id = j.at("id").get<std::string>();
+  t.type = j.at("type").get<std::string>();
+  t.queue = j.at("queue").get<std::string>();
+  t.params = j.value("params", json::object());
+  t.status = j.at("status").get<TaskStatus>();
+  t.attempt = j.value("attempt", 0);
+  t.max_attempts = j.value("max_attempts", default_max_attempts);
+  t.priority = j.value("priority", 0);
+  t.run_at = time_at(j, "run_at");
+  t.unique_key = optional_field<std::string>(j, "unique_key");
+  t.created_at = time_at(j, "created_at");
+  t.updated_at = time_at(j, "updated_at");
+  t.finished_at = optional_time(j, "finished_at");
+  t.lease_owner = optional_field<std::string>(j, "lease_owner");
+  t.lease_expires_at = optional_time(j, "lease_expires_at");
+  t.checkpoint = j.value("checkpoint", json());
+  t.history = j.value("history", std::vector<AttemptRecord>{});
+}
+
+void to_json(json& j, const TaskSpec& s) {
+  j = json{
+      {"type", s.type},         {"params", s.params},          {"queue", s.queue},
+      {"priority", s.priority}, {"delay_ms", s.delay.count()}, {"max_attempts", s.max_attempts}};
+  j["run_at"] = time_or_null(s.run_at);
+  j["unique_key"] = s.unique_key ? json(*s.unique_key) : json();
+}
+
+void from_json(const json& j, TaskSpec& s) {
+  s.type = j.at("type").get<std::string>();
+  s.params = j.value("params", json::object());
+  s.queue = j.value("queue", std::string{"default"});
+  s.priority = j.value("priority", 0);
+  s.run_at = optional_time(j, "run_at");
+  s.delay = Duration{j.value("delay_ms", std::int64_t{0})};
+  s.unique_key = optional_field<std::string>(j, "unique_key");
+  s.max_attempts = j.value("max_attempts", 0);
+}
+
+}  // namespace midas

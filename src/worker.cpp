@@ -1,0 +1,533 @@
+// SPDX-License-Identifier: MIT
+#include "midas/worker.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <stop_token>
+#include <thread>
+
+#include "detail/random.hpp"
+
+namespace midas {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::string default_worker_id() {
+  std::array<char, 256> host{};
+  if (gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
+  std::string name = host[0] != '\0' ? std::string{host.data()} : std::string{"worker"};
+  return name + ":" + std::to_string(getpid()) + ":" + detail::random_token().substr(0, 8);
+}
+
+struct Counters {
+  std::atomic<std::uint64_t> claimed{0}, succeeded{0}, retried{0}, snoozed{0}, failed{0},
+      cancelled{0}, rescued{0}, lease_lost{0}, backend_errors{0};
+
+  [[nodiscard]] WorkerStats snapshot() const {
+    return WorkerStats{claimed.load(), succeeded.load(),  retried.load(),
+                       snoozed.load(), failed.load(),     cancelled.load(),
+                       rescued.load(), lease_lost.load(), backend_errors.load()};
+  }
+};
+
+WorkerStats operator-(const WorkerStats& a, const WorkerStats& b) {
+  return WorkerStats{
+      a.claimed - b.claimed, a.succeeded - b.succeeded,   a.retried - b.retried,
+      a.snoozed - b.snoozed, a.failed - b.failed,         a.cancelled - b.cancelled,
+      a.rescued - b.rescued, a.lease_lost - b.lease_lost, a.backend_errors - b.backend_errors};
+}
+
+// A claimed task on its way through an executor.
+struct Job {
+  ClaimedTask claimed;
+  std::stop_source stop;
+  TimePoint started_at{};
+};
+
+// The policy and classifier for a task type; the defaults when the type is unknown.
+struct Rules {
+  const RetryPolicy& policy;
+  const ErrorClassifier& classifier;
+};
+
+const RetryPolicy& fallback_policy() {
+  static const RetryPolicy policy = RetryPolicy::standard();
+  return policy;
+}
+
+const ErrorClassifier& fallback_classifier() {
+  static const ErrorClassifier classifier = ErrorClassifier::standard();
+  return classifier;
+}
+
+}  // namespace
+
+struct Worker::Impl {
+  Impl(Queue& q, const Registry& r, WorkerOptions o)
+      : queue{q}, registry{r}, options{std::move(o)} {
+    options.concurrency = std::max(options.concurrency, 1);
+    if (options.id.empty()) options.id = default_worker_id();
+  }
+
+  Queue& queue;
+  const Registry& registry;
+  WorkerOptions options;
+  Counters counters;
+
+  std::mutex mutex;
+  std::condition_variable changed;                   // jobs queued/finished, wake-ups, stop
+  std::deque<std::shared_ptr<Job>> jobs;             // claimed, waiting for an executor
+  std::map<TaskId, std::shared_ptr<Job>> in_flight;  // claimed and not yet settled
+  bool stopping = false;                             // no more claims
+  bool executors_exit = false;                       // executors leave once jobs is empty
+  bool want_wake = false;    // the fetcher asks the waker to wait for new tasks
+  bool tasks_maybe = false;  // the waker saw a wake-up
+  std::vector<std::thread> executors;
+  std::thread fetcher;
+  std::thread waker;
+  bool running_service = false;
+
+  void log(LogLevel level, const std::string& message) const {
+    if (options.log) options.log(level, message);
+  }
+
+  Rules rules_for(const std::string& type) const {
+    if (const TaskType* t = registry.find(type)) {
+      return Rules{t->options.retry, t->options.classifier};
+    }
+    return Rules{fallback_policy(), fallback_classifier()};
+  }
+
+  // ---- executors -------------------------------------------------------------------------------
+
+  void start_executors() {
+    if (!executors.empty()) return;
+    executors_exit = false;
+    for (int i = 0; i < options.concurrency; ++i)
+      executors.emplace_back([this] { execute_loop(); });
+  }
+
+  void stop_executors() {
+    {
+      std::lock_guard lock{mutex};
+      executors_exit = true;
+    }
+    changed.notify_all();
+    for (auto& t : executors) t.join();
+    executors.clear();
+  }
+
+  void execute_loop() {
+    for (;;) {
+      std::shared_ptr<Job> job;
+      {
+        std::unique_lock lock{mutex};
+        changed.wait(lock, [&] { return !jobs.empty() || executors_exit; });
+        if (jobs.empty()) return;
+        job = std::move(jobs.front());
+        jobs.pop_front();
+      }
+      run(*job);
+      {
+        std::lock_guard lock{mutex};
+        in_flight.erase(job->claimed.lease.id);
+      }
+      changed.notify_all();
+    }
+  }
+
+  void run(Job& job) {
+    const Task& task = job.claimed.task;
+    TaskContext ctx{queue, job.claimed, job.stop.get_token(), options.lease};
+    std::optional<Failure> failure;
+    const TaskType* type = registry.find(task.type);
+    if (type == nullptr) {
+      failure.emplace(
+          make_error_code(errc::unknown_task_type),
+          "no handler is registered for task type '" + task.type + "' in worker " + options.id);
+    } else {
+      try {
+        result<void> r = type->handler(task.params, ctx);
+        if (!r && !(r.error() == errc::handler_decision && ctx.decision())) {
+          failure.emplace(r.error());
+        }
+      } catch (...) {
+        failure.emplace(std::current_exception());
+      }
+    }
+    const TimePoint now = queue.clock().now();
+    AttemptRecord record;
+    record.attempt = task.attempt;
+    record.started_at = job.started_at;
+    record.finished_at = now;
+    record.worker_id = options.id;
+
+    Settlement s;
+    std::optional<Decision> decision;
+    if (failure) {
+      record.error = failure->info();
+      decision = rules_for(task.type).classifier.classify(*failure);
+    } else if (ctx.decision()) {
+      decision = *ctx.decision();
+      record.error = ErrorInfo{"decision", ctx.decision_reason(),
+                               "midas:" + std::to_string(static_cast<int>(errc::handler_decision)),
+                               std::nullopt};
+    }
+    if (!decision) {
+      s.status = TaskStatus::succeeded;
+      record.decision = "succeeded";
+    } else {
+      apply_decision(*decision, task, rules_for(task.type).policy, now, record, s);
+    }
+    s.record = std::move(record);
+    settle(job.claimed.lease, s, /*rescuing=*/false);
+  }
+
+  // Fills `s` from a decision: status, next run, whether the attempt counts.
+  static void apply_decision(const Decision& d, const Task& task, const RetryPolicy& policy,
+                             TimePoint now, AttemptRecord& record, Settlement& s) {
+    record.decision = std::string{to_string(d.kind())};
+    const bool attempts_left = task.attempt < task.max_attempts;
+    switch (d.kind()) {
+      case Decision::Kind::retry:
+      case Decision::Kind::retry_after:
+        if (!attempts_left) {
+          s.status = TaskStatus::failed;
+          record.decision = "exhausted";
+          return;
+        }
+        s.status = TaskStatus::retrying;
+        s.run_at =
+            now + (d.kind() == Decision::Kind::retry ? policy.delay(task.attempt) : d.delay());
+        record.next_run_at = s.run_at;
+        return;
+      case Decision::Kind::snooze:
+        s.status = TaskStatus::retrying;
+        s.counts_attempt = false;
+        s.run_at = now + d.delay();
+        record.next_run_at = s.run_at;
+        return;
+      case Decision::Kind::fail:
+        s.status = TaskStatus::failed;
+        return;
+      case Decision::Kind::cancel:
+        s.status = TaskStatus::cancelled;
+        return;
+    }
+  }
+
+  // Records an outcome, retrying transient backend errors while the lease may still hold.
+  // True when the outcome was recorded.
+  bool settle(const Lease& lease, const Settlement& s, bool rescuing) {
+    Duration backoff = options.backoff_min;
+    for (int attempt = 1;; ++attempt) {
+      auto r = rescuing ? queue.rescue(lease, s) : queue.settle(lease, s);
+      if (r) {
+        count(s);
+        return true;
+      }
+      if (r.error() == errc::lease_lost) {
+        if (!rescuing) {
+          ++counters.lease_lost;
+          log(LogLevel::warning, "task " + lease.id +
+                                     ": outcome rejected, the lease was lost (another worker took "
+                                     "the task after this lease expired)");
+        }
+        return false;
+      }
+      ++counters.backend_errors;
+      const bool lease_may_hold = rescuing || queue.clock().now() < lease.expires_at;
+      if (!is_transient(r.error()) || !lease_may_hold || attempt >= 8 || stop_waiting(backoff)) {
+        log(LogLevel::error, "task " + lease.id + ": could not record the outcome (" +
+                                 r.error().message() +
+                                 "); the task runs again once its lease expires");
+        return false;
+      }
+      backoff = std::min(backoff * 2, options.backoff_max);
+    }
+  }
+
+  // Sleeps `d` unless the worker is stopping; true if it is.
+  bool stop_waiting(Duration d) {
+    std::unique_lock lock{mutex};
+    return changed.wait_for(lock, d, [&] { return stopping; });
+  }
+
+  void count(const Settlement& s) {
+    switch (s.status) {
+      case TaskStatus::succeeded:
+        ++counters.succeeded;
+        break;
+      case TaskStatus::retrying:
+        ++(s.counts_attempt ? counters.retried : counters.snoozed);
+        break;
+      case TaskStatus::failed:
+        ++counters.failed;
+        break;
+      case TaskStatus::cancelled:
+        ++counters.cancelled;
+        break;
+      case TaskStatus::pending:
+      case TaskStatus::running:
+        break;
+    }
+  }
+
+  // ---- fetcher ---------------------------------------------------------------------------------
+
+  // Claims and dispatches until stopped or, with `until_idle`, until nothing is due or running.
+  void fetch_loop(bool until_idle) {
+    Duration backoff{0};
+    auto next_heartbeat = SteadyClock::now() + options.heartbeat_interval;
+    auto next_rescue = SteadyClock::now();
+    for (;;) {
+      {
+        std::lock_guard lock{mutex};
+        if (stopping) return;
+      }
+      const auto now = SteadyClock::now();
+      if (now >= next_heartbeat) {
+        heartbeat_all();
+        next_heartbeat = now + options.heartbeat_interval;
+      }
+      if (until_idle || now >= next_rescue) {
+        rescue_expired();
+        next_rescue = now + options.rescue_interval;
+      }
+      std::size_t free_slots = 0;
+      {
+        std::lock_guard lock{mutex};
+        free_slots = static_cast<std::size_t>(options.concurrency) - in_flight.size();
+      }
+      if (free_slots > 0) {
+        ClaimRequest request{options.queues, free_slots, options.id, options.lease};
+        auto claimed = queue.claim(request);
+        if (!claimed) {
+          ++counters.backend_errors;
+          backoff = backoff.count() == 0 ? options.backoff_min
+                                         : std::min(backoff * 2, options.backoff_max);
+          log(LogLevel::warning, "claim failed: " + claimed.error().message() + "; retrying in " +
+                                     std::to_string(backoff.count()) + " ms");
+          if (stop_waiting(backoff)) return;
+          continue;
+        }
+        if (backoff.count() != 0) log(LogLevel::info, "backend reachable again");
+        backoff = Duration{0};
+        if (!claimed.value().empty()) {
+          dispatch(std::move(claimed).value());
+          continue;
+        }
+      }
+      std::unique_lock lock{mutex};
+      if (until_idle) {
+        if (in_flight.empty()) return;  // nothing due, nothing running
+        // Wait for a running task to end: it may have scheduled a retry that is due now.
+        const auto n = in_flight.size();
+        changed.wait_until(lock, next_heartbeat, [&] { return in_flight.size() != n || stopping; });
+        continue;
+      }
+      if (free_slots == 0) {
+        changed.wait_until(lock, std::min(next_heartbeat, next_rescue), [&] {
+          return in_flight.size() < static_cast<std::size_t>(options.concurrency) || stopping;
+        });
+        continue;
+      }
+      // Idle slots and nothing due: let the waker block on the backend's wake-up.
+      if (!want_wake && !tasks_maybe) want_wake = true;
+      changed.notify_all();
+      changed.wait_until(lock, std::min(next_heartbeat, next_rescue),
+                         [&] { return tasks_maybe || stopping; });
+      tasks_maybe = false;
+    }
+  }
+
+  void dispatch(std::vector<ClaimedTask> claimed) {
+    const TimePoint now = queue.clock().now();
+    {
+      std::lock_guard lock{mutex};
+      for (auto& c : claimed) {
+        auto job = std::make_shared<Job>();
+        job->claimed = std::move(c);
+        job->started_at = now;
+        in_flight[job->claimed.lease.id] = job;
+        jobs.push_back(std::move(job));
+        ++counters.claimed;
+      }
+    }
+    changed.notify_all();
+  }
+
+  void heartbeat_all() {
+    std::vector<Lease> leases;
+    {
+      std::lock_guard lock{mutex};
+      for (const auto& [id, job] : in_flight) leases.push_back(job->claimed.lease);
+    }
+    if (leases.empty()) return;
+    auto lost = queue.heartbeat(leases, options.lease);
+    if (!lost) {
+      ++counters.backend_errors;
+      log(LogLevel::warning, "heartbeat failed: " + lost.error().message());
+      return;
+    }
+    const TimePoint deadline = queue.clock().now() + options.lease;
+    std::lock_guard lock{mutex};
+    for (auto& [id, job] : in_flight) {
+      if (std::find(lost.value().begin(), lost.value().end(), id) != lost.value().end()) {
+        job->stop.request_stop();  // another worker owns it now: tell the handler to stop
+      } else {
+        job->claimed.lease.expires_at = deadline;
+      }
+    }
+  }
+
+  // Takes back tasks whose worker stopped heartbeating; each counts as a failed attempt.
+  void rescue_expired() {
+    auto expired = queue.expired(options.queues, 100);
+    if (!expired) {
+      ++counters.backend_errors;
+      return;
+    }
+    for (auto& c : expired.value()) {
+      {
+        std::lock_guard lock{mutex};
+        if (in_flight.contains(c.lease.id)) continue;  // ours: heartbeats will renew it
+      }
+      const Task& task = c.task;
+      const TimePoint now = queue.clock().now();
+      Failure failure{make_error_code(errc::lease_lost),
+                      "lease expired: worker " + c.lease.worker_id + " stopped renewing attempt " +
+                          std::to_string(task.attempt)};
+      AttemptRecord record;
+      record.attempt = task.attempt;
+      record.started_at = task.updated_at;
+      record.finished_at = now;
+      record.worker_id = c.lease.worker_id;
+      record.error = failure.info();
+      record.error->type = "lease_expired";
+      Settlement s;
+      const Rules rules = rules_for(task.type);
+      apply_decision(rules.classifier.classify(failure), task, rules.policy, now, record, s);
+      s.record = std::move(record);
+      if (settle(c.lease, s, /*rescuing=*/true)) {
+        ++counters.rescued;
+        log(LogLevel::warning,
+            "task " + task.id + ": rescued after its lease expired (" + s.record.decision + ")");
+      }
+    }
+  }
+
+  // ---- waker -----------------------------------------------------------------------------------
+
+  // Blocks on the backend's wake-up when the fetcher asks, in short slices so stop() is prompt.
+  void wake_loop() {
+    constexpr Duration slice{200};
+    for (;;) {
+      {
+        std::unique_lock lock{mutex};
+        changed.wait(lock, [&] { return want_wake || stopping; });
+        if (stopping) return;
+      }
+      const auto deadline = SteadyClock::now() + options.poll_interval;
+      bool woken = false;
+      while (!woken && SteadyClock::now() < deadline) {
+        {
+          std::lock_guard lock{mutex};
+          if (stopping) return;
+        }
+        auto left = std::chrono::duration_cast<Duration>(deadline - SteadyClock::now());
+        auto r = queue.wait_for_tasks(options.queues, std::clamp(left, Duration{1}, slice));
+        if (!r) {
+          if (stop_waiting(options.backoff_min)) return;
+          break;  // let the fetcher's claim report the error and back off
+        }
+        woken = r.value();
+      }
+      {
+        std::lock_guard lock{mutex};
+        want_wake = false;
+        tasks_maybe = true;  // woken, or the poll interval passed: claim again
+      }
+      changed.notify_all();
+    }
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  void drain_and_stop_executors() {
+    std::unique_lock lock{mutex};
+    if (!changed.wait_for(lock, options.shutdown_grace, [&] { return in_flight.empty(); })) {
+      log(LogLevel::warning, std::to_string(in_flight.size()) +
+                                 " task(s) still running after the shutdown grace period; asking "
+                                 "them to stop");
+      for (auto& [id, job] : in_flight) job->stop.request_stop();
+      changed.wait(lock, [&] { return in_flight.empty(); });
+    }
+    lock.unlock();
+    stop_executors();
+  }
+};
+
+Worker::Worker(Queue& queue, const Registry& registry, WorkerOptions options)
+    : impl_{std::make_unique<Impl>(queue, registry, std::move(options))} {}
+
+Worker::~Worker() { stop(); }
+
+void Worker::start() {
+  Impl& w = *impl_;
+  if (w.running_service) return;
+  {
+    std::lock_guard lock{w.mutex};
+    w.stopping = false;
+    w.want_wake = false;
+    w.tasks_maybe = false;
+  }
+  w.running_service = true;
+  w.start_executors();
+  w.waker = std::thread{[&w] { w.wake_loop(); }};
+  w.fetcher = std::thread{[&w] { w.fetch_loop(false); }};
+}
+
+void Worker::stop() {
+  Impl& w = *impl_;
+  if (!w.running_service) return;
+  {
+    std::lock_guard lock{w.mutex};
+    w.stopping = true;
+  }
+  w.changed.notify_all();
+  w.fetcher.join();
+  w.waker.join();
+  w.drain_and_stop_executors();
+  w.running_service = false;
+}
+
+WorkerStats Worker::run_until_idle() {
+  Impl& w = *impl_;
+  if (w.running_service) {
+    throw std::logic_error(
+        "midas::Worker::run_until_idle: the worker was started; call stop() first");
+  }
+  const WorkerStats before = w.counters.snapshot();
+  {
+    std::lock_guard lock{w.mutex};
+    w.stopping = false;
+  }
+  w.start_executors();
+  w.fetch_loop(true);
+  w.drain_and_stop_executors();
+  return w.counters.snapshot() - before;
+}
+
+WorkerStats Worker::stats() const { return impl_->counters.snapshot(); }
+
+const std::string& Worker::id() const noexcept { return impl_->options.id; }
+
+}  // namespace midas
