@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// The Lua scripts the Redis backend runs with EVALSHA. Every state transition is one script, so it
+/// is atomic on the server: no crash between two round trips can lose or duplicate a task.
+///
+/// Calling convention (all scripts): KEYS are the nine keys of one queue, in `QueueKey` order;
+/// ARGV[1] is the queue's key base `{<prefix>:<queue>}` (task hashes are `<base>:task:<seq>`, in
+/// the same hash slot), ARGV[2] is now in microseconds since the epoch, from the client's Clock
+/// (never Redis TIME, so tests can move time). Times are decimal microsecond strings; Lua compares
+/// them as doubles, which is exact below 2^53 (the year 2255).
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+
+namespace midas::detail {
+
+/// The keys of one queue, in the order every script receives them.
+enum class QueueKey : std::size_t {
+  ready,      ///< ZSET, score priority, member "<run_at:17 digits>:<seq:20 digits>"
+  scheduled,  ///< ZSET, score run_at, member seq
+  running,    ///< ZSET, score lease deadline, member seq
+  finished,   ///< ZSET, score finished_at, member seq
+  unique,     ///< HASH unique_key -> seq of the unfinished task holding it
+  counts,     ///< HASH status -> number of tasks
+  notify,     ///< LIST of wake-up tokens (BLPOP)
+  all,        ///< ZSET, score seq, member seq: every stored task, for list
+  seq,        ///< STRING counter (INCR) for task numbers
+};
+inline constexpr std::size_t queue_key_count = 9;
+inline constexpr std::array<std::string_view, queue_key_count> queue_key_suffix{
+    ":ready",  ":scheduled", ":running", ":finished", ":unique",
+    ":counts", ":notify",    ":all",     ":seq"};
+
+/// The scripts, indexes into `script_source`.
+enum class Script : std::size_t {
+  enqueue,
+  claim,
+  heartbeat,
+  settle,
+  checkpoint,
+  expired,
+  cancel,
+  requeue,
+  prune,
+  probe,
+  stats,
+  list_page,
+};
+inline constexpr std::size_t script_count = 12;
+
+/// Shared by every script: key names, helpers.
+inline constexpr std::string_view script_prelude = R"lua(
+local base, now = ARGV[1], ARGV[2]
+local K_READY, K_SCHED, K_RUNNING, K_FINISHED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_UNIQUE, K_COUNTS, K_NOTIFY, K_ALL, K_SEQ = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local function task_key(seq) return base .. ':task:' .. seq end
+local function pad(s, n)
+  if #s >= n then return s end
+  return string.rep('0', n - #s) .. s
+end
+-- Within one priority (the score), members sort by run_at then seq: the claim order.
+local function ready_member(run_at, seq)
+  if string.sub(run_at, 1, 1) == '-' then run_at = '0' end
+  return pad(run_at, 17) .. ':' .. pad(seq, 20)
+end
+local function member_seq(m)
+  local s = string.gsub(string.sub(m, 19), '^0+', '')
+  return s
+end
+-- Files a pending or retrying task where claim finds it; 1 if it is due now.
+local function file_waiting(seq, priority, run_at)
+  if tonumber(run_at) <= tonumber(now) then
+    redis.call('ZADD', K_READY, priority, ready_member(run_at, seq))
+    return 1
+  end
+  redis.call('ZADD', K_SCHED, run_at, seq)
+  return 0
+end
+-- Wakes up to n blocked waiters (BLPOP on K_NOTIFY); the list never grows past 16 tokens.
+local function notify(n)
+  if n <= 0 then return end
+  if n > 16 then n = 16 end
+  local tokens = {}
+  for i = 1, n do tokens[i] = '1' end
+  redis.call('LPUSH', K_NOTIFY, unpack(tokens))
+  redis.call('LTRIM', K_NOTIFY, 0, 15)
+end
+local function move_count(from, to)
+  redis.call('HINCRBY', K_COUNTS, from, -1)
+  redis.call('HINCRBY', K_COUNTS, to, 1)
+end
+-- Frees the task's unique key if the task holds it.
+local function release_unique(tk, seq)
+  local key = redis.call('HGET', tk, 'unique_key')
+  if key and redis.call('HGET', K_UNIQUE, key) == seq then redis.call('HDEL', K_UNIQUE, key) end
+end
+local function finish(tk, seq, status)
+  redis.call('HSET', tk, 'status', status, 'finished_at', now, 'updated_at', now)
+  redis.call('HDEL', tk, 'token', 'lease_owner', 'lease_expires_at')
+  release_unique(tk, seq)
+  redis.call('ZADD', K_FINISHED, now, seq)
+end
+)lua";
+
+/// The body of each script, after the prelude.
+inline constexpr std::array<std::string_view, script_count> script_body{
+    // enqueue: ARGV[3] queue name, ARGV[4] n, then n x (type, params, priority, run_at,
+    // max_attempts, unique_key or ''). Returns n x (seq, duplicate 0/1).
+    R"lua(
+local queue, n = ARGV[3], tonumber(ARGV[4])
+local out, due = {}, 0
+for i = 0, n - 1 do
+  local o = 5 + i * 6
+  local typ, params, prio, run_at, max_attempts, ukey =
+    ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
+  local existing = false
+  if ukey ~= '' then existing = redis.call('HGET', K_UNIQUE, ukey) end
+  if existing then
+    out[#out + 1] = existing
+    out[#out + 1] = 1
+  else
+    local seq = string.format('%.0f', redis.call('INCR', K_SEQ))
+    local tk = task_key(seq)
+    redis.call('HSET', tk, 'seq', seq, 'type', typ, 'queue', queue, 'params', params,
+      'status', 'pending', 'attempt', 0, 'max_attempts', max_attempts, 'priority', prio,
+      'run_at', run_at, 'created_at', now, 'updated_at', now, 'history', '[]')
+    if ukey ~= '' then
+      redis.call('HSET', tk, 'unique_key', ukey)
+      redis.call('HSET', K_UNIQUE, ukey, seq)
+    end
+    redis.call('ZADD', K_ALL, seq, seq)
+    redis.call('HINCRBY', K_COUNTS, 'pending', 1)
+    due = due + file_waiting(seq, prio, run_at)
+    out[#out + 1] = seq
+    out[#out + 1] = 0
+  end
+end
+notify(due)
+return out
+)lua",
+    // claim: ARGV[3] limit, ARGV[4] worker id, ARGV[5] lease deadline, ARGV[6..] one fresh token
+    // per task. Moves due scheduled tasks to ready, then leases up to limit ready tasks.
+    // Returns one HGETALL array per leased task.
+    R"lua(
+local limit, worker, deadline = tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local due = redis.call('ZRANGEBYSCORE', K_SCHED, '-inf', now, 'LIMIT', 0, 1000)
+for _, seq in ipairs(due) do
+  redis.call('ZREM', K_SCHED, seq)
+  local f = redis.call('HMGET', task_key(seq), 'priority', 'run_at')
+  if f[1] and f[2] then redis.call('ZADD', K_READY, f[1], ready_member(f[2], seq)) end
+end
+local out = {}
+if limit <= 0 then return out end
+local members = redis.call('ZRANGE', K_READY, 0, limit - 1)
+for _, m in ipairs(members) do
+  redis.call('ZREM', K_READY, m)
+  local seq = member_seq(m)
+  local tk = task_key(seq)
+  local status = redis.call('HGET', tk, 'status')
+  if status == 'pending' or status == 'retrying' then
+    move_count(status, 'running')
+    redis.call('HINCRBY', tk, 'attempt', 1)
+    redis.call('HSET', tk, 'status', 'running', 'token', ARGV[6 + #out], 'lease_owner', worker,
+      'lease_expires_at', deadline, 'updated_at', now)
+    redis.call('ZADD', K_RUNNING, deadline, seq)
+    out[#out + 1] = redis.call('HGETALL', tk)
+  end
+end
+return out
+)lua",
+    // heartbeat: ARGV[3] new deadline, then pairs (seq, token). Returns the 1-based indexes of
+    // the pairs whose lease is lost.
+    R"lua(
+local deadline = ARGV[3]
+local lost = {}
+local i = 4
+while i < #ARGV do
+  local seq, token = ARGV[i], ARGV[i + 1]
+  local tk = task_key(seq)
+  local f = redis.call('HMGET', tk, 'status', 'token')
+  if f[1] == 'running' and token ~= '' and f[2] == token then
+    redis.call('HSET', tk, 'lease_expires_at', deadline, 'updated_at', now)
+    redis.call('ZADD', K_RUNNING, deadline, seq)
+  else
+    lost[#lost + 1] = (i - 2) / 2
+  end
+  i = i + 2
+end
+return lost
+)lua",
+    // settle: ARGV[3] seq, [4] token, [5] new status, [6] run_at (retrying), [7] counts_attempt
+    // 1/0, [8] history record (JSON), [9] rescuing 1/0 (applies only while the lease is expired).
+    // Returns 0, or 1 for a lost lease.
+    R"lua(
+local seq, token, status, run_at = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local counts_attempt, record, rescuing = ARGV[7], ARGV[8], ARGV[9]
+local tk = task_key(seq)
+local f = redis.call('HMGET', tk, 'status', 'token', 'lease_expires_at', 'attempt', 'priority',
+  'history')
+if f[1] ~= 'running' or token == '' or f[2] ~= token then return 1 end
+if rescuing == '1' and not ((tonumber(f[3]) or 0) < tonumber(now)) then return 1 end
+local history = f[6]
+if not history or history == '' or history == '[]' then
+  history = '[' .. record .. ']'
+else
+  history = string.sub(history, 1, -2) .. ',' .. record .. ']'
+end
+redis.call('HSET', tk, 'history', history)
+if counts_attempt == '0' and (tonumber(f[4]) or 0) > 0 then
+  redis.call('HINCRBY', tk, 'attempt', -1)
+end
+redis.call('ZREM', K_RUNNING, seq)
+move_count('running', status)
+if status == 'retrying' then
+  redis.call('HSET', tk, 'status', 'retrying', 'run_at', run_at, 'updated_at', now)
+  redis.call('HDEL', tk, 'token', 'lease_owner', 'lease_expires_at')
+  notify(file_waiting(seq, f[5], run_at))
+else
+  finish(tk, seq, status)
+end
+return 0
+)lua",
+    // checkpoint: ARGV[3] seq, [4] token, [5] progress JSON ('' for null). Returns 0 or 1 (lost).
+    R"lua(
+local seq, token, progress = ARGV[3], ARGV[4], ARGV[5]
+local tk = task_key(seq)
+local f = redis.call('HMGET', tk, 'status', 'token')
+if f[1] ~= 'running' or token == '' or f[2] ~= token then return 1 end
+if progress == '' then
+  redis.call('HDEL', tk, 'checkpoint')
+else
+  redis.call('HSET', tk, 'checkpoint', progress)
+end
+redis.call('HSET', tk, 'updated_at', now)
+return 0
+)lua",
+    // expired (read only): ARGV[3] limit. Running tasks whose deadline < now, oldest first, as
+    // HGETALL arrays.
+    R"lua(
+local seqs = redis.call('ZRANGEBYSCORE', K_RUNNING, '-inf', '(' .. now, 'LIMIT', 0,
+  tonumber(ARGV[3]))
+local out = {}
+for _, seq in ipairs(seqs) do
+  local t = redis.call('HGETALL', task_key(seq))
+  if #t > 0 then out[#out + 1] = t end
+end
+return out
+)lua",
+    // cancel: ARGV[3] seq. Returns 0 ok, 1 not found, 2 invalid state.
+    R"lua(
+local seq = ARGV[3]
+local tk = task_key(seq)
+local f = redis.call('HMGET', tk, 'status', 'run_at')
+if not f[1] then return 1 end
+if f[1] == 'cancelled' then return 0 end
+if f[1] ~= 'pending' and f[1] ~= 'retrying' then return 2 end
+redis.call('ZREM', K_READY, ready_member(f[2], seq))
+redis.call('ZREM', K_SCHED, seq)
+move_count(f[1], 'cancelled')
+finish(tk, seq, 'cancelled')
+return 0
+)lua",
+    // requeue: ARGV[3] seq. Returns 0 ok, 1 not found, 2 invalid state, 3 unique key taken.
+    R"lua(
+local seq = ARGV[3]
+local tk = task_key(seq)
+local f = redis.call('HMGET', tk, 'status', 'unique_key', 'priority')
+if not f[1] then return 1 end
+if f[1] ~= 'failed' and f[1] ~= 'cancelled' then return 2 end
+if f[2] and redis.call('HEXISTS', K_UNIQUE, f[2]) == 1 then return 3 end
+move_count(f[1], 'pending')
+redis.call('HSET', tk, 'status', 'pending', 'attempt', 0, 'run_at', now, 'updated_at', now)
+redis.call('HDEL', tk, 'finished_at')
+if f[2] then redis.call('HSET', K_UNIQUE, f[2], seq) end
+redis.call('ZREM', K_FINISHED, seq)
+notify(file_waiting(seq, f[3], now))
+return 0
+)lua",
+    // prune: ARGV[3] cutoff, [4] limit. Deletes finished tasks with finished_at < cutoff.
+    // Returns how many.
+    R"lua(
+local seqs = redis.call('ZRANGEBYSCORE', K_FINISHED, '-inf', '(' .. ARGV[3], 'LIMIT', 0,
+  tonumber(ARGV[4]))
+for _, seq in ipairs(seqs) do
+  local tk = task_key(seq)
+  local status = redis.call('HGET', tk, 'status')
+  if status then redis.call('HINCRBY', K_COUNTS, status, -1) end
+  redis.call('DEL', tk)
+  redis.call('ZREM', K_FINISHED, seq)
+  redis.call('ZREM', K_ALL, seq)
+end
+return #seqs
+)lua",
+    // probe: before a blocking wait. Clears stale wake-up tokens (whatever they announced is
+    // visible now) and returns {1, ''} when a task is due, else {0, next scheduled run_at or ''}.
+    R"lua(
+redis.call('DEL', K_NOTIFY)
+if redis.call('ZCARD', K_READY) > 0 then return {1, ''} end
+local first = redis.call('ZRANGE', K_SCHED, 0, 0, 'WITHSCORES')
+if #first == 0 then return {0, ''} end
+if tonumber(first[2]) <= tonumber(now) then return {1, ''} end
+return {0, first[2]}
+)lua",
+    // stats (read only): {HGETALL counts, run_at of the oldest due task or ''}.
+    R"lua(
+local oldest, oldest_text = nil, ''
+local first = redis.call('ZRANGE', K_READY, 0, 0, 'WITHSCORES')
+while #first > 0 do
+  local text = string.sub(first[1], 1, 17)
+  local r = tonumber(text)
+  if not oldest or r < oldest then oldest, oldest_text = r, text end
+  first = redis.call('ZRANGEBYSCORE', K_READY, '(' .. first[2], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+end
+local s = redis.call('ZRANGE', K_SCHED, 0, 0, 'WITHSCORES')
+if #s > 0 and tonumber(s[2]) <= tonumber(now) then
+  local r = tonumber(s[2])
+  if not oldest or r < oldest then oldest, oldest_text = r, s[2] end
+end
+return {redis.call('HGETALL', K_COUNTS), oldest_text}
+)lua",
+    // list_page (read only): ARGV[3] highest seq to look at ('+inf' or '(<seq>'), [4] count,
+    // [5] status or '', [6] type or ''. Walks the queue's tasks newest first; returns
+    // {scanned, last seq scanned or '', {seq, created_at, ...} of the matching ones}.
+    R"lua(
+local max, count, status, typ = ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local seqs = redis.call('ZREVRANGEBYSCORE', K_ALL, max, '-inf', 'LIMIT', 0, count)
+local out = {}
+for _, seq in ipairs(seqs) do
+  local f = redis.call('HMGET', task_key(seq), 'status', 'type', 'created_at')
+  if f[1] and (status == '' or f[1] == status) and (typ == '' or f[2] == typ) then
+    out[#out + 1] = seq
+    out[#out + 1] = f[3]
+  end
+end
+local last = ''
+if #seqs > 0 then last = seqs[#seqs] end
+return {#seqs, last, out}
+)lua",
+};
+
+}  // namespace midas::detail
