@@ -1,5 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include "midas/queue.hpp"
+#ifdef MIDAS_HAS_REDIS
+#include "midas/redis.hpp"
+#endif
+#ifdef MIDAS_HAS_POSTGRES
+#include "midas/postgres.hpp"
+#endif
 #include "url.hpp"
 
 namespace midas {
@@ -11,12 +17,18 @@ result<std::unique_ptr<Queue>> connect(std::string_view url, ConnectOptions opti
     return make_memory_queue(options);
   }
   if (parsed.scheme == "postgresql" || parsed.scheme == "postgres") {
-    // The Postgres backend (libpq) is specified but not implemented in this version.
-    return errc::backend_not_built;
+#ifdef MIDAS_HAS_POSTGRES
+    return connect_postgres(url, PostgresOptions{}, options);
+#else
+    return errc::backend_not_built;  // built with MIDAS_WITH_POSTGRES=OFF
+#endif
   }
   if (parsed.scheme == "redis") {
-    // The Redis backend (hiredis) is specified but not implemented in this version.
-    return errc::backend_not_built;
+#ifdef MIDAS_HAS_REDIS
+    return connect_redis(url, RedisOptions{}, options);
+#else
+    return errc::backend_not_built;  // built with MIDAS_WITH_REDIS=OFF
+#endif
   }
   return errc::unsupported_scheme;
 }

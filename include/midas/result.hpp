@@ -28,5 +28,9 @@ using outcome::success;
 #else
 #define MIDAS_TRY(var, ...) BOOST_OUTCOME_TRY(var, __VA_ARGS__)
 #endif
-/// `MIDAS_TRYV(expr)`: returns the error of `expr`, if any.
-#define MIDAS_TRYV(...) BOOST_OUTCOME_TRYV(__VA_ARGS__)
+/// `MIDAS_TRYV(expr)`: returns the error of `expr`, if any. One statement, so it is safe after an
+/// `if` without braces.
+#define MIDAS_TRYV(...)              \
+  do {                               \
+    BOOST_OUTCOME_TRYV(__VA_ARGS__); \
+  } while (false)

@@ -1,0 +1,894 @@
+// SPDX-License-Identifier: MIT
+// The Postgres backend: one table, every transition one statement, fenced by the lease token.
+#include <poll.h>
+
+#include <algorithm>
+#include <charconv>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <utility>
+
+#include "detail/random.hpp"
+#include "handles.hpp"
+#include "midas/postgres.hpp"
+#include "migrations.hpp"
+#include "sqlstate.hpp"
+#include "url.hpp"
+
+namespace midas {
+namespace {
+
+using detail::PgConnPtr;
+using detail::PgResultPtr;
+using nlohmann::json;
+
+constexpr std::string_view unfinished = "('pending', 'running', 'retrying')";
+
+std::int64_t to_us(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
+TimePoint from_us(std::int64_t us) {
+  return TimePoint{std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds{us})};
+}
+
+bool is_valid_schema(std::string_view s) {
+  if (s.empty() || s.size() > 63 || (s[0] >= '0' && s[0] <= '9')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+// Replaces every "@S" in `sql` with the quoted schema.
+std::string with_schema(std::string_view sql, std::string_view schema) {
+  std::string out;
+  std::string quoted = "\"" + std::string{schema} + "\"";
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    if (sql[i] == '@' && i + 1 < sql.size() && sql[i + 1] == 'S') {
+      out += quoted;
+      ++i;
+    } else {
+      out += sql[i];
+    }
+  }
+  return out;
+}
+
+// Statement parameters in text format; a nullopt is SQL NULL.
+class Params {
+ public:
+  Params& add(std::string v) {
+    values_.emplace_back(std::move(v));
+    return *this;
+  }
+  Params& add(std::int64_t v) { return add(std::to_string(v)); }
+  Params& add(int v) { return add(std::to_string(v)); }
+  Params& add(TimePoint t) { return add(to_us(t)); }
+  Params& add(const std::optional<std::string>& v) {
+    values_.push_back(v);
+    return *this;
+  }
+  Params& add_null() {
+    values_.emplace_back(std::nullopt);
+    return *this;
+  }
+  [[nodiscard]] std::vector<const char*> pointers() const {
+    std::vector<const char*> out;
+    out.reserve(values_.size());
+    for (const auto& v : values_) out.push_back(v ? v->c_str() : nullptr);
+    return out;
+  }
+  [[nodiscard]] int size() const { return static_cast<int>(values_.size()); }
+
+ private:
+  std::vector<std::optional<std::string>> values_;
+};
+
+std::optional<std::int64_t> parse_int(std::string_view s) {
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// Maps a failed statement to errc. A reply lost on a statement that changes a task's state
+// (`acknowledging`) is in doubt: it may have committed.
+std::error_code statement_error(PGconn* conn, const PGresult* r, bool acknowledging) {
+  if (r != nullptr) {
+    if (const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE)) {
+      auto ec = detail::from_sqlstate(state);
+      if (ec == errc::backend_unavailable && acknowledging) return errc::in_doubt;
+      return ec;
+    }
+  }
+  if (PQstatus(conn) != CONNECTION_OK) {
+    return acknowledging ? errc::in_doubt : make_error_code(errc::backend_unavailable);
+  }
+  return errc::protocol_error;
+}
+
+// Runs a statement; `sql` is sent with the parameters (no server-side preparation). Without
+// parameters, `sql` may hold several statements (migrations).
+result<PgResultPtr> exec(PGconn* conn, const std::string& sql, const Params& params,
+                         bool acknowledging, const LogSink& log) {
+  auto values = params.pointers();
+  PgResultPtr r{params.size() == 0 ? PQexec(conn, sql.c_str())
+                                   : PQexecParams(conn, sql.c_str(), params.size(), nullptr,
+                                                  values.data(), nullptr, nullptr, 0)};
+  const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
+  auto ec = statement_error(conn, r.get(), acknowledging);
+  if (log && ec != errc::duplicate_task) {
+    log(LogLevel::warning,
+        std::string{"postgres: "} + (r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn)));
+  }
+  return ec;
+}
+
+const char* text(const PGresult* r, int row, int col) {
+  return PQgetisnull(r, row, col) ? nullptr : PQgetvalue(r, row, col);
+}
+
+// ---- SQL -------------------------------------------------------------------------------------
+
+#define MIDAS_TS(p) "(timestamptz 'epoch' + " p "::bigint * interval '1 microsecond')"
+#define MIDAS_US(c) "(extract(epoch from " c ") * 1000000)::bigint"
+
+constexpr std::string_view task_columns =
+    "t.id::text, t.type, t.queue, t.params::text, t.status, t.attempt, t.max_attempts, "
+    "t.priority, " MIDAS_US("t.run_at") ", t.unique_key, " MIDAS_US("t.created_at") ", " MIDAS_US(
+        "t.updated_at") ", " MIDAS_US("t.finished_at") ", t.lease_owner, t.lease_token, " MIDAS_US("t.lease_expires_at") ", "
+                                                                                                                         "t.checkpoint::text, t.history::text";
+
+constexpr std::string_view enqueue_sql = R"sql(
+WITH input AS MATERIALIZED (
+  SELECT nextval(pg_get_serial_sequence('@S.midas_tasks', 'id')) AS id, i.*
+  FROM jsonb_to_recordset($1::jsonb) AS i(n int, type text, queue text, params jsonb, priority int,
+                                           run_at bigint, unique_key text, max_attempts int)
+),
+ins AS (
+  INSERT INTO @S.midas_tasks AS t (id, type, queue, params, status, max_attempts, priority, run_at,
+                                   unique_key, created_at, updated_at)
+  SELECT id, type, queue, params, 'pending', max_attempts, priority, )sql" MIDAS_TS(
+    "run_at") R"sql(,
+         unique_key, )sql" MIDAS_TS("$2") ", " MIDAS_TS("$2") R"sql(
+  FROM input ORDER BY n
+  ON CONFLICT (queue, unique_key)
+    WHERE unique_key IS NOT NULL AND status IN ('pending', 'running', 'retrying') DO NOTHING
+  RETURNING t.id, t.queue, t.unique_key
+)
+SELECT input.n, COALESCE(ins.id, batch.id, existing.id)::text, ins.id IS NULL
+FROM input
+LEFT JOIN ins ON ins.id = input.id
+LEFT JOIN LATERAL (
+  SELECT b.id FROM ins b
+  WHERE ins.id IS NULL AND b.queue = input.queue AND b.unique_key = input.unique_key LIMIT 1
+) batch ON true
+LEFT JOIN LATERAL (
+  SELECT e.id FROM @S.midas_tasks e
+  WHERE ins.id IS NULL AND e.queue = input.queue AND e.unique_key = input.unique_key
+    AND e.status IN ('pending', 'running', 'retrying') LIMIT 1
+) existing ON true
+ORDER BY input.n)sql";
+
+// Builds the JSON document the enqueue statement reads. Specs must be validated.
+std::string enqueue_document(std::span<const TaskSpec> specs, std::span<const std::size_t> which,
+                             TimePoint now) {
+  json rows = json::array();
+  for (std::size_t n : which) {
+    const TaskSpec& s = specs[n];
+    json row{{"n", n},
+             {"type", s.type},
+             {"queue", s.queue},
+             {"params", s.params},
+             {"priority", s.priority},
+             {"run_at", to_us(s.run_at.value_or(now + s.delay))},
+             {"max_attempts", s.max_attempts > 0 ? s.max_attempts : default_max_attempts}};
+    row["unique_key"] = s.unique_key ? json(*s.unique_key) : json();
+    rows.push_back(std::move(row));
+  }
+  return rows.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Runs the enqueue statement on `conn` until every spec has an id (a row can come back without
+// one when the unique key's holder finished between the insert and the look-up).
+result<std::vector<Enqueued>> run_enqueue(PGconn* conn, const std::string& sql,
+                                          std::span<const TaskSpec> specs, TimePoint now,
+                                          const LogSink& log) {
+  for (const auto& spec : specs) {
+    MIDAS_TRYV(validate(spec));
+  }
+  std::vector<Enqueued> out(specs.size());
+  std::vector<std::size_t> todo(specs.size());
+  for (std::size_t i = 0; i < todo.size(); ++i) todo[i] = i;
+  for (int round = 0; !todo.empty(); ++round) {
+    if (round == 5) return errc::conflict;
+    Params p;
+    p.add(enqueue_document(specs, todo, now)).add(now);
+    MIDAS_TRY(r, exec(conn, sql, p, false, log));
+    std::vector<std::size_t> again;
+    for (int row = 0; row < PQntuples(r.get()); ++row) {
+      auto n = parse_int(PQgetvalue(r.get(), row, 0));
+      if (!n || *n < 0 || static_cast<std::size_t>(*n) >= out.size()) return errc::protocol_error;
+      const char* id = text(r.get(), row, 1);
+      if (id == nullptr) {
+        again.push_back(static_cast<std::size_t>(*n));
+        continue;
+      }
+      out[static_cast<std::size_t>(*n)] = Enqueued{id, PQgetvalue(r.get(), row, 2)[0] == 't'};
+    }
+    todo = std::move(again);
+  }
+  return out;
+}
+
+result<Task> task_from_row(const PGresult* r, int row) {
+  try {
+    Task t;
+    t.id = PQgetvalue(r, row, 0);
+    t.type = PQgetvalue(r, row, 1);
+    t.queue = PQgetvalue(r, row, 2);
+    t.params = json::parse(PQgetvalue(r, row, 3));
+    MIDAS_TRY(status, parse_task_status(PQgetvalue(r, row, 4)));
+    t.status = status;
+    t.attempt = static_cast<int>(parse_int(PQgetvalue(r, row, 5)).value_or(0));
+    t.max_attempts = static_cast<int>(parse_int(PQgetvalue(r, row, 6)).value_or(0));
+    t.priority = static_cast<int>(parse_int(PQgetvalue(r, row, 7)).value_or(0));
+    t.run_at = from_us(parse_int(PQgetvalue(r, row, 8)).value_or(0));
+    if (const char* k = text(r, row, 9)) t.unique_key = k;
+    t.created_at = from_us(parse_int(PQgetvalue(r, row, 10)).value_or(0));
+    t.updated_at = from_us(parse_int(PQgetvalue(r, row, 11)).value_or(0));
+    if (const char* f = text(r, row, 12)) t.finished_at = from_us(parse_int(f).value_or(0));
+    if (const char* o = text(r, row, 13)) t.lease_owner = o;
+    if (const char* e = text(r, row, 15)) t.lease_expires_at = from_us(parse_int(e).value_or(0));
+    if (const char* c = text(r, row, 16)) t.checkpoint = json::parse(c);
+    t.history = json::parse(PQgetvalue(r, row, 17)).get<std::vector<AttemptRecord>>();
+    return t;
+  } catch (const std::exception&) {
+    return errc::protocol_error;
+  }
+}
+
+// A Postgres array literal of validated names: {"a","b"}.
+result<std::string> name_array(std::span<const std::string> names) {
+  std::string out = "{";
+  for (const auto& n : names) {
+    if (!is_valid_name(n)) return errc::invalid_argument;
+    if (out.size() > 1) out += ',';
+    out += '"' + n + '"';
+  }
+  return out + "}";
+}
+
+// ---- connections -----------------------------------------------------------------------------
+
+struct Settings {
+  std::string libpq_uri;  // the URL without midas's own parameters
+  PostgresOptions options;
+};
+
+result<Settings> parse_settings(std::string_view url, PostgresOptions options) {
+  MIDAS_TRY(parsed, detail::parse_url(url));
+  if (parsed.scheme != "postgresql" && parsed.scheme != "postgres") return errc::unsupported_scheme;
+  if (auto s = parsed.param("schema")) options.schema = *s;
+  if (auto p = parsed.param("pool")) {
+    auto n = parse_int(*p);
+    if (!n || *n < 1 || *n > 256) return errc::invalid_url;
+    options.pool_size = static_cast<int>(*n);
+  }
+  if (auto m = parsed.param("migrate")) {
+    if (*m != "true" && *m != "false") return errc::invalid_url;
+    options.migrate = *m == "true";
+  }
+  if (!is_valid_schema(options.schema)) return errc::invalid_argument;
+  // Keep every other query parameter, as written, for libpq.
+  std::string_view base = url;
+  std::string query;
+  if (auto q = url.find('?'); q != std::string_view::npos) {
+    base = url.substr(0, q);
+    std::string_view rest = url.substr(q + 1);
+    while (!rest.empty()) {
+      auto amp = rest.find('&');
+      std::string_view pair = rest.substr(0, amp);
+      rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+      std::string_view key = pair.substr(0, pair.find('='));
+      if (pair.empty() || key == "schema" || key == "pool" || key == "migrate") continue;
+      query += query.empty() ? "?" : "&";
+      query += pair;
+    }
+  }
+  return Settings{std::string{base} + query, std::move(options)};
+}
+
+result<PgConnPtr> open_connection(const Settings& s) {
+  const std::string timeout = std::to_string(std::max<std::int64_t>(
+      1, std::chrono::ceil<std::chrono::seconds>(s.options.connect_timeout).count()));
+  const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
+  const char* values[] = {s.libpq_uri.c_str(), timeout.c_str(), "midas", nullptr};
+  PgConnPtr conn{PQconnectdbParams(keys, values, /*expand_dbname=*/1)};
+  if (!conn) return std::make_error_code(std::errc::not_enough_memory);
+  if (PQstatus(conn.get()) != CONNECTION_OK) {
+    if (s.options.log) {
+      std::string why = PQerrorMessage(conn.get());
+      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+      s.options.log(LogLevel::error, "postgres: cannot connect (" + why +
+                                         "); check the URL, that the server runs, and "
+                                         "pg_hba.conf");
+    }
+    return errc::backend_unavailable;
+  }
+  const std::string setup =
+      "SET statement_timeout = " + std::to_string(s.options.statement_timeout.count()) +
+      "; SET client_min_messages = warning";
+  PgResultPtr r{PQexec(conn.get(), setup.c_str())};
+  if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) return errc::backend_unavailable;
+  return conn;
+}
+
+// A few connections shared by the queue's callers. A connection that failed is dropped.
+class Pool {
+ public:
+  explicit Pool(Settings settings) : settings_{std::move(settings)} {}
+
+  class Handle {
+   public:
+    Handle(Pool& pool, PgConnPtr conn) : pool_{&pool}, conn_{std::move(conn)} {}
+    Handle(Handle&& other) noexcept
+        : pool_{std::exchange(other.pool_, nullptr)}, conn_{std::move(other.conn_)} {}
+    Handle& operator=(Handle&&) = delete;
+    Handle(const Handle&) = delete;
+    Handle& operator=(const Handle&) = delete;
+    ~Handle() {
+      if (pool_ != nullptr) pool_->release(std::move(conn_));
+    }
+    [[nodiscard]] PGconn* get() const noexcept { return conn_.get(); }
+
+   private:
+    Pool* pool_;
+    PgConnPtr conn_;
+  };
+
+  result<Handle> acquire() {
+    std::unique_lock lock{mutex_};
+    available_.wait(lock, [&] { return !idle_.empty() || open_ < settings_.options.pool_size; });
+    if (!idle_.empty()) {
+      PgConnPtr c = std::move(idle_.back());
+      idle_.pop_back();
+      return Handle{*this, std::move(c)};
+    }
+    ++open_;
+    lock.unlock();
+    auto c = open_connection(settings_);
+    if (!c) {
+      lock.lock();
+      --open_;
+      available_.notify_one();
+      return c.error();
+    }
+    return Handle{*this, std::move(c).value()};
+  }
+
+  [[nodiscard]] const Settings& settings() const noexcept { return settings_; }
+
+ private:
+  void release(PgConnPtr conn) {
+    std::lock_guard lock{mutex_};
+    if (conn && PQstatus(conn.get()) == CONNECTION_OK &&
+        PQtransactionStatus(conn.get()) == PQTRANS_IDLE) {
+      idle_.push_back(std::move(conn));
+    } else {
+      --open_;  // broken or left mid-transaction: drop it, the next acquire opens a new one
+    }
+    available_.notify_one();
+  }
+
+  Settings settings_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<PgConnPtr> idle_;
+  int open_ = 0;
+};
+
+class PostgresQueue final : public Queue {
+ public:
+  PostgresQueue(Settings settings, const Clock& clock)
+      : clock_{clock}, pool_{std::move(settings)}, schema_{pool_.settings().options.schema} {
+    const auto S = [&](std::string_view sql) { return with_schema(sql, schema_); };
+    const std::string cols{task_columns};
+    enqueue_ = S(enqueue_sql);
+    claim_ = S(R"sql(
+WITH due AS (
+  SELECT id FROM @S.midas_tasks
+  WHERE queue = $1 AND status IN ('pending', 'retrying') AND run_at <= )sql" MIDAS_TS("$2") R"sql(
+  ORDER BY priority, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED
+)
+UPDATE @S.midas_tasks t SET status = 'running', attempt = t.attempt + 1, lease_owner = $4,
+  lease_token = $5 || t.id::text, lease_expires_at = )sql" MIDAS_TS("$6") R"sql(,
+  updated_at = )sql" MIDAS_TS("$2") R"sql(
+FROM due WHERE t.id = due.id
+RETURNING )sql" +
+               cols);
+    heartbeat_ = S(R"sql(
+UPDATE @S.midas_tasks t SET lease_expires_at = )sql" MIDAS_TS("$3") ", updated_at = " MIDAS_TS(
+        "$2") R"sql(
+FROM jsonb_to_recordset($1::jsonb) AS l(id bigint, token text)
+WHERE t.id = l.id AND t.lease_token = l.token AND t.status = 'running'
+RETURNING t.id::text)sql");
+    const std::string settle = R"sql(
+UPDATE @S.midas_tasks SET status = $3,
+  run_at = CASE WHEN $3 = 'retrying' THEN )sql" MIDAS_TS("$4") R"sql( ELSE run_at END,
+  attempt = attempt - $5::int,
+  history = history || jsonb_build_array($6::jsonb),
+  finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'cancelled') THEN )sql" MIDAS_TS(
+        "$7") R"sql( END,
+  lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
+  updated_at = )sql" MIDAS_TS("$7") R"sql(
+WHERE id = $1 AND lease_token = $2 AND status = 'running')sql";
+    settle_ = S(settle + " RETURNING id");
+    rescue_ = S(settle + " AND lease_expires_at < " MIDAS_TS("$7") " RETURNING id");
+    checkpoint_ = S(R"sql(
+UPDATE @S.midas_tasks SET checkpoint = $3::jsonb, updated_at = )sql" MIDAS_TS("$4") R"sql(
+WHERE id = $1 AND lease_token = $2 AND status = 'running' RETURNING id)sql");
+    expired_ = S("SELECT " + cols + R"sql( FROM @S.midas_tasks t
+WHERE t.status = 'running' AND t.lease_expires_at < )sql" MIDAS_TS("$1") R"sql(
+  AND t.queue = ANY($2::text[])
+ORDER BY t.lease_expires_at LIMIT $3)sql");
+    get_ = S("SELECT " + cols + " FROM @S.midas_tasks t WHERE t.id = $1");
+    list_ = S("SELECT " + cols + R"sql( FROM @S.midas_tasks t
+WHERE ($1::text IS NULL OR t.queue = $1) AND ($2::text IS NULL OR t.status = $2)
+  AND ($3::text IS NULL OR t.type = $3)
+ORDER BY t.id DESC LIMIT $4 OFFSET $5)sql");
+    cancel_ = S(R"sql(
+UPDATE @S.midas_tasks SET status = 'cancelled', finished_at = )sql" MIDAS_TS("$2") R"sql(,
+  updated_at = )sql" MIDAS_TS("$2") R"sql(
+WHERE id = $1 AND status IN ('pending', 'retrying') RETURNING id)sql");
+    requeue_ = S(R"sql(
+UPDATE @S.midas_tasks SET status = 'pending', attempt = 0, run_at = )sql" MIDAS_TS("$2") R"sql(,
+  finished_at = NULL, updated_at = )sql" MIDAS_TS("$2") R"sql(
+WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING id)sql");
+    status_ = S("SELECT status FROM @S.midas_tasks WHERE id = $1");
+    prune_ = S(R"sql(
+WITH victims AS (
+  SELECT id FROM @S.midas_tasks
+  WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < )sql" MIDAS_TS("$1") R"sql(
+  ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+DELETE FROM @S.midas_tasks t USING victims WHERE t.id = victims.id)sql");
+    stats_ = S(R"sql(
+SELECT queue, status, count(*)::bigint,
+  max(CASE WHEN status IN ('pending', 'retrying') AND run_at <= )sql" MIDAS_TS("$1") R"sql(
+      THEN (extract(epoch from )sql" MIDAS_TS("$1") R"sql( - run_at) * 1000)::bigint END)
+FROM @S.midas_tasks WHERE ($2::text IS NULL OR queue = $2)
+GROUP BY queue, status ORDER BY queue)sql");
+  }
+
+  // Connects, migrates if asked, and reads the server's durability settings.
+  result<void> open() {
+    MIDAS_TRY(conn, pool_.acquire());
+    if (pool_.settings().options.migrate) MIDAS_TRYV(migrate_on(conn.get()));
+    for (const char* setting : {"fsync", "synchronous_commit"}) {
+      MIDAS_TRY(r, exec(conn.get(), std::string{"SHOW "} + setting, Params{}, false, log()));
+      if (PQntuples(r.get()) == 1 && std::string_view{PQgetvalue(r.get(), 0, 0)} == "off") {
+        std::string warning = std::string{"postgres "} + setting +
+                              " is off: a task whose enqueue returned success can be lost when "
+                              "the server crashes; turn it on for durability";
+        if (log()) log()(LogLevel::warning, warning);
+        warnings_.push_back(std::move(warning));
+      }
+    }
+    return success();
+  }
+
+  result<void> migrate() override {
+    MIDAS_TRY(conn, pool_.acquire());
+    return migrate_on(conn.get());
+  }
+
+  result<Enqueued> enqueue(const TaskSpec& spec) override {
+    MIDAS_TRY(out, enqueue_batch(std::span<const TaskSpec>{&spec, 1}));
+    return out.front();
+  }
+
+  result<std::vector<Enqueued>> enqueue_batch(std::span<const TaskSpec> specs) override {
+    if (specs.empty()) return std::vector<Enqueued>{};
+    MIDAS_TRY(conn, pool_.acquire());
+    return run_enqueue(conn.get(), enqueue_, specs, clock_.now(), log());
+  }
+
+  result<std::vector<ClaimedTask>> claim(const ClaimRequest& request) override {
+    if (request.lease.count() <= 0) return errc::invalid_argument;
+    for (const auto& q : request.queues) {
+      if (!is_valid_name(q)) return errc::invalid_argument;
+    }
+    std::vector<ClaimedTask> out;
+    if (request.limit == 0 || request.queues.empty()) return out;
+    MIDAS_TRY(conn, pool_.acquire());
+    const std::string token_prefix = detail::random_token() + ":";
+    for (const auto& queue : request.queues) {
+      const TimePoint now = clock_.now();
+      const TimePoint deadline = now + request.lease;
+      Params p;
+      p.add(queue).add(now).add(static_cast<std::int64_t>(request.limit - out.size()));
+      p.add(request.worker_id).add(token_prefix).add(deadline);
+      MIDAS_TRY(r, exec(conn.get(), claim_, p, false, log()));
+      std::vector<ClaimedTask> batch;
+      for (int row = 0; row < PQntuples(r.get()); ++row) {
+        MIDAS_TRY(task, task_from_row(r.get(), row));
+        Lease lease{task.id, PQgetvalue(r.get(), row, 14), request.worker_id, deadline};
+        batch.push_back(ClaimedTask{std::move(task), std::move(lease)});
+      }
+      std::sort(batch.begin(), batch.end(), [](const ClaimedTask& a, const ClaimedTask& b) {
+        return std::tuple{a.task.priority, a.task.run_at, std::stoll(a.task.id)} <
+               std::tuple{b.task.priority, b.task.run_at, std::stoll(b.task.id)};
+      });
+      for (auto& c : batch) out.push_back(std::move(c));
+      if (out.size() >= request.limit) break;
+    }
+    return out;
+  }
+
+  result<std::vector<TaskId>> heartbeat(std::span<const Lease> leases, Duration lease) override {
+    std::vector<TaskId> lost;
+    json rows = json::array();
+    for (const auto& l : leases) {
+      auto id = parse_int(l.id);
+      if (!id) {
+        lost.push_back(l.id);
+        continue;
+      }
+      rows.push_back({{"id", *id}, {"token", l.token}});
+    }
+    if (rows.empty()) return lost;
+    MIDAS_TRY(conn, pool_.acquire());
+    const TimePoint now = clock_.now();
+    Params p;
+    p.add(rows.dump()).add(now).add(now + lease);
+    MIDAS_TRY(r, exec(conn.get(), heartbeat_, p, false, log()));
+    std::set<std::string> kept;
+    for (int row = 0; row < PQntuples(r.get()); ++row) kept.insert(PQgetvalue(r.get(), row, 0));
+    for (const auto& l : leases) {
+      if (parse_int(l.id) && !kept.contains(l.id)) lost.push_back(l.id);
+    }
+    return lost;
+  }
+
+  result<void> settle(const Lease& lease, const Settlement& s) override {
+    return transition(settle_, lease, s);
+  }
+
+  result<void> rescue(const Lease& lease, const Settlement& s) override {
+    return transition(rescue_, lease, s);
+  }
+
+  result<void> checkpoint(const Lease& lease, const json& progress) override {
+    auto id = parse_int(lease.id);
+    if (!id) return errc::lease_lost;
+    MIDAS_TRY(conn, pool_.acquire());
+    Params p;
+    p.add(*id).add(lease.token).add(progress.dump(-1, ' ', false, json::error_handler_t::replace));
+    p.add(clock_.now());
+    MIDAS_TRY(r, exec(conn.get(), checkpoint_, p, true, log()));
+    if (PQntuples(r.get()) != 1) return errc::lease_lost;
+    return success();
+  }
+
+  result<std::vector<ClaimedTask>> expired(std::span<const std::string> queues,
+                                           std::size_t limit) override {
+    MIDAS_TRY(names, name_array(queues));
+    MIDAS_TRY(conn, pool_.acquire());
+    Params p;
+    p.add(clock_.now()).add(names).add(static_cast<std::int64_t>(limit));
+    MIDAS_TRY(r, exec(conn.get(), expired_, p, false, log()));
+    std::vector<ClaimedTask> out;
+    for (int row = 0; row < PQntuples(r.get()); ++row) {
+      MIDAS_TRY(task, task_from_row(r.get(), row));
+      const char* token = text(r.get(), row, 14);
+      Lease lease{task.id, token ? token : "", task.lease_owner.value_or(""),
+                  task.lease_expires_at.value_or(TimePoint{})};
+      out.push_back(ClaimedTask{std::move(task), std::move(lease)});
+    }
+    return out;
+  }
+
+  result<bool> wait_for_tasks(std::span<const std::string> queues, Duration max_wait) override;
+
+  result<Task> get(const TaskId& id) override {
+    auto n = parse_int(id);
+    if (!n) return errc::task_not_found;
+    MIDAS_TRY(conn, pool_.acquire());
+    Params p;
+    p.add(*n);
+    MIDAS_TRY(r, exec(conn.get(), get_, p, false, log()));
+    if (PQntuples(r.get()) != 1) return errc::task_not_found;
+    return task_from_row(r.get(), 0);
+  }
+
+  result<std::vector<Task>> list(const ListFilter& filter) override {
+    MIDAS_TRY(conn, pool_.acquire());
+    Params p;
+    p.add(filter.queue);
+    p.add(filter.status ? std::optional<std::string>{std::string{to_string(*filter.status)}}
+                        : std::nullopt);
+    p.add(filter.type);
+    p.add(static_cast<std::int64_t>(std::min<std::size_t>(filter.limit, 1'000'000)));
+    p.add(static_cast<std::int64_t>(std::min<std::size_t>(filter.offset, 1'000'000'000)));
+    MIDAS_TRY(r, exec(conn.get(), list_, p, false, log()));
+    std::vector<Task> out;
+    for (int row = 0; row < PQntuples(r.get()); ++row) {
+      MIDAS_TRY(task, task_from_row(r.get(), row));
+      out.push_back(std::move(task));
+    }
+    return out;
+  }
+
+  result<void> cancel(const TaskId& id) override {
+    return operator_transition(cancel_, id, TaskStatus::cancelled);
+  }
+
+  result<void> requeue(const TaskId& id) override {
+    return operator_transition(requeue_, id, std::nullopt);
+  }
+
+  result<std::size_t> prune(TimePoint cutoff, std::size_t limit) override {
+    MIDAS_TRY(conn, pool_.acquire());
+    Params p;
+    p.add(cutoff).add(static_cast<std::int64_t>(limit));
+    MIDAS_TRY(r, exec(conn.get(), prune_, p, false, log()));
+    auto n = parse_int(PQcmdTuples(r.get()));
+    return static_cast<std::size_t>(n.value_or(0));
+  }
+
+  result<Stats> stats(const std::optional<std::string>& queue) override {
+    MIDAS_TRY(conn, pool_.acquire());
+    Params p;
+    p.add(clock_.now()).add(queue);
+    MIDAS_TRY(r, exec(conn.get(), stats_, p, false, log()));
+    Stats out;
+    for (int row = 0; row < PQntuples(r.get()); ++row) {
+      std::string name = PQgetvalue(r.get(), row, 0);
+      if (out.queues.empty() || out.queues.back().queue != name) {
+        out.queues.push_back(QueueStats{});
+        out.queues.back().queue = name;
+      }
+      QueueStats& s = out.queues.back();
+      auto status = parse_task_status(PQgetvalue(r.get(), row, 1));
+      if (!status) return errc::protocol_error;
+      auto count = static_cast<std::size_t>(parse_int(PQgetvalue(r.get(), row, 2)).value_or(0));
+      switch (status.value()) {
+        case TaskStatus::pending:
+          s.pending = count;
+          break;
+        case TaskStatus::running:
+          s.running = count;
+          break;
+        case TaskStatus::retrying:
+          s.retrying = count;
+          break;
+        case TaskStatus::succeeded:
+          s.succeeded = count;
+          break;
+        case TaskStatus::failed:
+          s.failed = count;
+          break;
+        case TaskStatus::cancelled:
+          s.cancelled = count;
+          break;
+      }
+      if (const char* age = text(r.get(), row, 3)) {
+        Duration d{parse_int(age).value_or(0)};
+        if (!s.oldest_due_age || d > *s.oldest_due_age) s.oldest_due_age = d;
+      }
+    }
+    out.durability_warnings = warnings_;
+    return out;
+  }
+
+  [[nodiscard]] const Clock& clock() const noexcept override { return clock_; }
+
+ private:
+  [[nodiscard]] const LogSink& log() const noexcept { return pool_.settings().options.log; }
+
+  result<void> transition(const std::string& sql, const Lease& lease, const Settlement& s) {
+    if (s.status != TaskStatus::succeeded && s.status != TaskStatus::retrying &&
+        s.status != TaskStatus::failed && s.status != TaskStatus::cancelled) {
+      return errc::invalid_argument;
+    }
+    auto id = parse_int(lease.id);
+    if (!id) return errc::lease_lost;
+    MIDAS_TRY(conn, pool_.acquire());
+    Params p;
+    p.add(*id).add(lease.token).add(std::string{to_string(s.status)}).add(s.run_at);
+    p.add(s.counts_attempt ? 0 : 1);
+    p.add(json(s.record).dump(-1, ' ', false, json::error_handler_t::replace));
+    p.add(clock_.now());
+    MIDAS_TRY(r, exec(conn.get(), sql, p, /*acknowledging=*/true, log()));
+    if (PQntuples(r.get()) != 1) return errc::lease_lost;
+    return success();
+  }
+
+  // cancel / requeue: the UPDATE, and when it matched nothing, why.
+  result<void> operator_transition(const std::string& sql, const TaskId& id,
+                                   std::optional<TaskStatus> already_done) {
+    auto n = parse_int(id);
+    if (!n) return errc::task_not_found;
+    MIDAS_TRY(conn, pool_.acquire());
+    Params p;
+    p.add(*n).add(clock_.now());
+    MIDAS_TRY(r, exec(conn.get(), sql, p, false, log()));
+    if (PQntuples(r.get()) == 1) return success();
+    Params q;
+    q.add(*n);
+    MIDAS_TRY(s, exec(conn.get(), status_, q, false, log()));
+    if (PQntuples(s.get()) != 1) return errc::task_not_found;
+    if (already_done && parse_task_status(PQgetvalue(s.get(), 0, 0)).value() == *already_done) {
+      return success();
+    }
+    return errc::invalid_state;
+  }
+
+  result<void> migrate_on(PGconn* conn) {
+    const std::string lock_key = "hashtext('midas:migrate:" + schema_ + "')";
+    MIDAS_TRYV(exec(conn, "SELECT pg_advisory_lock(" + lock_key + ")", Params{}, false, log()));
+    auto applied = migrate_locked(conn);
+    auto unlocked =
+        exec(conn, "SELECT pg_advisory_unlock(" + lock_key + ")", Params{}, false, log());
+    MIDAS_TRYV(applied);
+    MIDAS_TRYV(unlocked);
+    return success();
+  }
+
+  result<void> migrate_locked(PGconn* conn) {
+    const auto S = [&](std::string_view sql) { return with_schema(sql, schema_); };
+    MIDAS_TRYV(exec(conn, S(R"sql(
+CREATE SCHEMA IF NOT EXISTS @S;
+CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
+  version integer PRIMARY KEY, description text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()))sql"),
+                    Params{}, false, log()));
+    MIDAS_TRY(r, exec(conn, S("SELECT coalesce(max(version), 0) FROM @S.midas_schema_version"),
+                      Params{}, false, log()));
+    const auto current = parse_int(PQgetvalue(r.get(), 0, 0)).value_or(0);
+    for (const auto& m : detail::migrations) {
+      if (m.version <= current) continue;
+      Params p;
+      p.add(m.version).add(std::string{m.description});
+      MIDAS_TRYV(exec(conn, "BEGIN", Params{}, false, log()));
+      auto step = exec(conn, S(m.sql), Params{}, false, log());
+      if (step) {
+        step = exec(conn,
+                    S("INSERT INTO @S.midas_schema_version (version, description) VALUES ($1, $2)"),
+                    p, false, log());
+      }
+      if (!step) {
+        (void)exec(conn, "ROLLBACK", Params{}, false, log());
+        return step.error();
+      }
+      MIDAS_TRYV(exec(conn, "COMMIT", Params{}, false, log()));
+      if (log()) {
+        log()(LogLevel::info, "postgres: schema " + schema_ + " migrated to version " +
+                                  std::to_string(m.version) + " (" + std::string{m.description} +
+                                  ")");
+      }
+    }
+    return success();
+  }
+
+  // ---- wake-ups: one LISTEN connection, pumped by one waiter at a time -----------------------
+
+  result<bool> pump(std::span<const std::string> queues, Duration max_wait,
+                    std::vector<std::string>& heard);
+
+  const Clock& clock_;
+  Pool pool_;
+  std::string schema_;
+  std::vector<std::string> warnings_;
+  std::string enqueue_, claim_, heartbeat_, settle_, rescue_, checkpoint_, expired_, get_, list_,
+      cancel_, requeue_, status_, prune_, stats_;
+
+  std::mutex listen_mutex_;
+  std::condition_variable listen_changed_;
+  bool pumping_ = false;
+  std::uint64_t generation_ = 0;  // bumped on reconnect: notifications may have been missed
+  std::map<std::string, std::uint64_t, std::less<>> heard_;  // notifications per queue
+  PgConnPtr listener_;                                       // only touched by the pumping thread
+};
+
+result<bool> PostgresQueue::pump(std::span<const std::string> queues, Duration max_wait,
+                                 std::vector<std::string>& heard) {
+  (void)queues;
+  bool reconnected = false;
+  if (!listener_ || PQstatus(listener_.get()) != CONNECTION_OK) {
+    listener_.reset();
+    MIDAS_TRY(conn, open_connection(pool_.settings()));
+    MIDAS_TRYV(exec(conn.get(), "LISTEN \"midas:" + schema_ + "\"", Params{}, false, log()));
+    listener_ = std::move(conn);
+    reconnected = true;
+  }
+  PGconn* c = listener_.get();
+  auto drain = [&] {
+    while (PGnotify* n = PQnotifies(c)) {
+      heard.emplace_back(n->extra);
+      PQfreemem(n);
+    }
+  };
+  if (PQconsumeInput(c) == 0) {
+    listener_.reset();
+    return errc::backend_unavailable;
+  }
+  drain();
+  if (heard.empty() && !reconnected) {
+    pollfd fd{PQsocket(c), POLLIN, 0};
+    int rc = ::poll(&fd, 1, static_cast<int>(std::max<Duration::rep>(0, max_wait.count())));
+    if (rc < 0 && errno != EINTR) return errc::backend_unavailable;
+    if (rc > 0) {
+      if (PQconsumeInput(c) == 0) {
+        listener_.reset();
+        return errc::backend_unavailable;
+      }
+      drain();
+    }
+  }
+  return reconnected;
+}
+
+result<bool> PostgresQueue::wait_for_tasks(std::span<const std::string> queues, Duration max_wait) {
+  const auto deadline = std::chrono::steady_clock::now() + max_wait;
+  std::unique_lock lock{listen_mutex_};
+  auto seen = [&] {
+    std::uint64_t sum = generation_;
+    for (const auto& q : queues) {
+      if (auto it = heard_.find(q); it != heard_.end()) sum += it->second;
+    }
+    return sum;
+  };
+  const std::uint64_t start = seen();
+  for (;;) {
+    if (seen() != start) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    if (pumping_) {
+      listen_changed_.wait_until(lock, deadline);
+      continue;
+    }
+    pumping_ = true;
+    lock.unlock();
+    std::vector<std::string> heard;
+    auto r = pump(queues, std::chrono::duration_cast<Duration>(deadline - now), heard);
+    lock.lock();
+    pumping_ = false;
+    for (auto& q : heard) ++heard_[q];
+    if (r && r.value()) ++generation_;
+    listen_changed_.notify_all();
+    if (!r) return r.error();
+  }
+}
+
+}  // namespace
+
+result<std::unique_ptr<Queue>> connect_postgres(std::string_view url, PostgresOptions options,
+                                                ConnectOptions connect) {
+  MIDAS_TRY(settings, parse_settings(url, std::move(options)));
+  auto queue = std::make_unique<PostgresQueue>(
+      std::move(settings), connect.clock ? *connect.clock : SystemClock::instance());
+  MIDAS_TRYV(queue->open());
+  return std::unique_ptr<Queue>{std::move(queue)};
+}
+
+result<std::vector<Enqueued>> enqueue_in_transaction(pg_conn* conn, std::span<const TaskSpec> specs,
+                                                     std::string_view schema, const Clock& clock) {
+  if (conn == nullptr || !is_valid_schema(schema)) return errc::invalid_argument;
+  if (PQstatus(conn) != CONNECTION_OK) return errc::backend_unavailable;
+  if (PQtransactionStatus(conn) != PQTRANS_INTRANS) return errc::invalid_state;
+  if (specs.empty()) return std::vector<Enqueued>{};
+  return run_enqueue(conn, with_schema(enqueue_sql, schema), specs, clock.now(), LogSink{});
+}
+
+result<Enqueued> enqueue_in_transaction(pg_conn* conn, const TaskSpec& spec,
+                                        std::string_view schema, const Clock& clock) {
+  MIDAS_TRY(out, enqueue_in_transaction(conn, std::span<const TaskSpec>{&spec, 1}, schema, clock));
+  return out.front();
+}
+
+}  // namespace midas
