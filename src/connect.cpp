@@ -18,14 +18,18 @@ result<std::unique_ptr<Queue>> connect(std::string_view url, ConnectOptions opti
   }
   if (parsed.scheme == "postgresql" || parsed.scheme == "postgres") {
 #ifdef MIDAS_HAS_POSTGRES
-    return connect_postgres(url, PostgresOptions{}, options);
+    PostgresOptions pg;
+    pg.log = options.log;
+    return connect_postgres(url, std::move(pg), std::move(options));
 #else
     return errc::backend_not_built;  // built with MIDAS_WITH_POSTGRES=OFF
 #endif
   }
   if (parsed.scheme == "redis") {
 #ifdef MIDAS_HAS_REDIS
-    return connect_redis(url, RedisOptions{}, options);
+    RedisOptions redis;
+    redis.log = options.log;
+    return connect_redis(url, std::move(redis), std::move(options));
 #else
     return errc::backend_not_built;  // built with MIDAS_WITH_REDIS=OFF
 #endif

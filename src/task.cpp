@@ -23,7 +23,8 @@ json time_or_null(const std::optional<TimePoint>& t) { return t ? json(format_ti
 
 TimePoint time_at(const json& j, const char* key) {
   auto parsed = parse_time(j.at(key).get<std::string>());
-  if (!parsed) throw std::invalid_argument(std::string{"midas: bad time in field "} + key);
+  if (!parsed)
+    throw json::other_error::create(501, std::string{"midas: bad time in field "} + key, nullptr);
   return parsed.value();
 }
 
@@ -31,7 +32,8 @@ std::optional<TimePoint> optional_time(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
   auto parsed = parse_time(it->get<std::string>());
-  if (!parsed) throw std::invalid_argument(std::string{"midas: bad time in field "} + key);
+  if (!parsed)
+    throw json::other_error::create(501, std::string{"midas: bad time in field "} + key, nullptr);
   return parsed.value();
 }
 
@@ -145,7 +147,7 @@ void to_json(json& j, TaskStatus s) { j = std::string{to_string(s)}; }
 
 void from_json(const json& j, TaskStatus& s) {
   auto parsed = parse_task_status(j.get<std::string>());
-  if (!parsed) throw std::invalid_argument("midas: unknown task status " + j.dump());
+  if (!parsed) throw json::other_error::create(501, "midas: unknown task status " + j.dump(), &j);
   s = parsed.value();
 }
 

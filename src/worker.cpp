@@ -413,8 +413,9 @@ struct Worker::Impl {
       record.error = failure.info();
       record.error->type = "lease_expired";
       Settlement s;
-      const Rules rules = rules_for(task.type);
-      apply_decision(rules.classifier.classify(failure), task, rules.policy, now, record, s);
+      // The retry policy alone decides: a crashed worker says nothing about the task, so a
+      // classifier that fails unknown errors must not fail it.
+      apply_decision(Decision::retry(), task, rules_for(task.type).policy, now, record, s);
       s.record = std::move(record);
       if (settle(c.lease, s, /*rescuing=*/true)) {
         ++counters.rescued;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "midas/clock.hpp"
+#include "midas/log.hpp"
 #include "midas/result.hpp"
 #include "midas/task.hpp"
 
@@ -139,6 +140,8 @@ class Queue {
 struct ConnectOptions {
   /// Time source for run_at, leases and history; nullptr: SystemClock::instance().
   const Clock* clock = nullptr;
+  /// Where the backend reports connection trouble and durability findings (empty: silent).
+  LogSink log = log_to_stderr;
 };
 
 /// Opens the backend a URL names:

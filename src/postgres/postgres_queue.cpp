@@ -302,6 +302,24 @@ result<Settings> parse_settings(std::string_view url, PostgresOptions options) {
   return Settings{std::string{base} + query, std::move(options)};
 }
 
+// Logs why a connection failed; while a server is down, the same reason once every 10 s, not once
+// per attempt.
+void log_connect_failure(const LogSink& log, const std::string& why) {
+  if (!log) return;
+  static std::mutex mutex;
+  static std::string last;
+  static auto last_at = std::chrono::steady_clock::time_point{};
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock{mutex};
+    if (why == last && now - last_at < std::chrono::seconds{10}) return;
+    last = why;
+    last_at = now;
+  }
+  log(LogLevel::error, "postgres: cannot connect (" + why +
+                           "); check the URL, that the server runs, and pg_hba.conf");
+}
+
 result<PgConnPtr> open_connection(const Settings& s) {
   const std::string timeout = std::to_string(std::max<std::int64_t>(
       1, std::chrono::ceil<std::chrono::seconds>(s.options.connect_timeout).count()));
@@ -310,13 +328,9 @@ result<PgConnPtr> open_connection(const Settings& s) {
   PgConnPtr conn{PQconnectdbParams(keys, values, /*expand_dbname=*/1)};
   if (!conn) return std::make_error_code(std::errc::not_enough_memory);
   if (PQstatus(conn.get()) != CONNECTION_OK) {
-    if (s.options.log) {
-      std::string why = PQerrorMessage(conn.get());
-      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-      s.options.log(LogLevel::error, "postgres: cannot connect (" + why +
-                                         "); check the URL, that the server runs, and "
-                                         "pg_hba.conf");
-    }
+    std::string why = PQerrorMessage(conn.get());
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    log_connect_failure(s.options.log, why);
     return errc::backend_unavailable;
   }
   const std::string setup =

@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: MIT
+// Postgres-only behaviour (the shared behaviour is in the conformance suite): transactional
+// enqueue, concurrent migrations, LISTEN/NOTIFY wake-ups, errors that say what is wrong.
+#include <doctest/doctest.h>
+#include <libpq-fe.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <latch>
+#include <midas/midas.hpp>
+#include <midas/postgres.hpp>
+#include <mutex>
+#include <random>
+#include <thread>
+
+namespace {
+
+std::string pg_url() {
+  const char* url = std::getenv("MIDAS_TEST_PG_URL");
+  return url ? url : "";
+}
+
+bool no_postgres() { return pg_url().empty(); }
+
+// A schema of its own for one test case, dropped at the end.
+struct Schema {
+  std::string name = "midas_it_" + std::to_string(std::random_device{}());
+  ~Schema() {
+    PGconn* c = PQconnectdb(pg_url().c_str());
+    PQclear(PQexec(c, "SET client_min_messages = warning"));
+    PQclear(PQexec(c, ("DROP SCHEMA IF EXISTS " + name + " CASCADE").c_str()));
+    PQfinish(c);
+  }
+};
+
+// A raw libpq connection, as a user's own code would have.
+struct Conn {
+  PGconn* c = PQconnectdb(pg_url().c_str());
+  ~Conn() { PQfinish(c); }
+  void exec(const char* sql) const {
+    PGresult* r = PQexec(c, sql);
+    INFO(PQerrorMessage(c));
+    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+  }
+};
+
+std::unique_ptr<midas::Queue> open(const Schema& s, midas::PostgresOptions o = {}) {
+  o.schema = s.name;
+  o.log = {};
+  auto q = midas::connect_postgres(pg_url(), o);
+  REQUIRE(q);
+  return std::move(q).value();
+}
+
+midas::TaskSpec spec(std::string type = "t") {
+  return midas::TaskSpec{.type = std::move(type), .params = {{"n", 1}}};
+}
+
+}  // namespace
+
+TEST_SUITE("postgres") {
+  TEST_CASE("a task enqueued in a rolled-back transaction does not exist" *
+            doctest::skip(no_postgres())) {
+    Schema s;
+    auto q = open(s);
+    Conn user;
+    REQUIRE(PQstatus(user.c) == CONNECTION_OK);
+    user.exec("BEGIN");
+    auto e = midas::enqueue_in_transaction(user.c, spec(), s.name);
+    REQUIRE(e);
+    // Not visible to the queue before the caller commits.
+    CHECK(q->get(e.value().id).error() == midas::errc::task_not_found);
+    user.exec("ROLLBACK");
+    CHECK(q->get(e.value().id).error() == midas::errc::task_not_found);
+    CHECK(q->list({}).value().empty());
+  }
+
+  TEST_CASE("a task enqueued in a committed transaction exists exactly once" *
+            doctest::skip(no_postgres())) {
+    Schema s;
+    auto q = open(s);
+    Conn user;
+    user.exec("BEGIN");
+    std::vector<midas::TaskSpec> specs{spec("a"), spec("b")};
+    auto e = midas::enqueue_in_transaction(user.c, specs, s.name);
+    REQUIRE(e);
+    REQUIRE(e.value().size() == 2);
+    user.exec("COMMIT");
+    auto all = q->list({}).value();
+    CHECK(all.size() == 2);
+    CHECK(q->get(e.value()[0].id).value().type == "a");
+    CHECK(q->get(e.value()[1].id).value().type == "b");
+  }
+
+  TEST_CASE("transactional enqueue outside a transaction is refused and writes nothing" *
+            doctest::skip(no_postgres())) {
+    Schema s;
+    auto q = open(s);
+    Conn user;
+    auto e = midas::enqueue_in_transaction(user.c, spec(), s.name);
+    CHECK(e.error() == midas::errc::invalid_state);
+    CHECK(q->list({}).value().empty());
+    CHECK(midas::enqueue_in_transaction(nullptr, spec(), s.name).error() ==
+          midas::errc::invalid_argument);
+  }
+
+  TEST_CASE("a committed transactional enqueue wakes an idle worker" *
+            doctest::skip(no_postgres())) {
+    Schema s;
+    auto q = open(s);
+    midas::Registry registry;
+    std::mutex m;
+    std::condition_variable cv;
+    bool ran = false;
+    registry.add_json("t", [&](const nlohmann::json&, midas::TaskContext&) -> midas::result<void> {
+      std::lock_guard lock{m};
+      ran = true;
+      cv.notify_all();
+      return midas::success();
+    });
+    // A poll interval far longer than the wait below: only NOTIFY can start the task in time.
+    midas::Worker worker{*q,
+                         registry,
+                         {.concurrency = 1,
+                          .poll_interval = std::chrono::seconds{60},
+                          .rescue_interval = std::chrono::seconds{60},
+                          .log = {}}};
+    worker.start();
+    std::this_thread::sleep_for(std::chrono::milliseconds{300});  // let it go idle
+    Conn user;
+    user.exec("BEGIN");
+    REQUIRE(midas::enqueue_in_transaction(user.c, spec(), s.name));
+    user.exec("COMMIT");
+    {
+      std::unique_lock lock{m};
+      CHECK(cv.wait_for(lock, std::chrono::seconds{10}, [&] { return ran; }));
+    }
+    worker.stop();
+  }
+
+  TEST_CASE("migrations started concurrently are applied once" * doctest::skip(no_postgres())) {
+    Schema s;
+    constexpr int n = 4;
+    std::latch go{n};
+    std::atomic<int> ok{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < n; ++i) {
+      threads.emplace_back([&] {
+        go.arrive_and_wait();
+        auto q = midas::connect_postgres(pg_url(), {.schema = s.name, .log = {}});
+        if (q) ++ok;
+      });
+    }
+    for (auto& t : threads) t.join();
+    CHECK(ok == n);
+    Conn c;
+    PGresult* r = PQexec(
+        c.c, ("SELECT count(*), count(DISTINCT version) FROM " + s.name + ".midas_schema_version")
+                 .c_str());
+    REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+    CHECK(std::string{PQgetvalue(r, 0, 0)} == PQgetvalue(r, 0, 1));  // no version twice
+    CHECK(std::string{PQgetvalue(r, 0, 0)} == "1");
+    PQclear(r);
+  }
+
+  TEST_CASE("a server that is not there gives backend_unavailable and a log line that says why" *
+            doctest::skip(no_postgres())) {
+    std::vector<std::string> lines;
+    auto q = midas::connect_postgres(
+        "postgresql://midas@127.0.0.1:1/nowhere",
+        {.connect_timeout = std::chrono::seconds{2},
+         .log = [&](midas::LogLevel, std::string_view m) { lines.emplace_back(m); }});
+    CHECK(q.error() == midas::errc::backend_unavailable);
+    REQUIRE(!lines.empty());
+    CHECK(lines.front().find("cannot connect") != std::string::npos);
+  }
+
+  TEST_CASE("schema names that are not plain identifiers are refused" *
+            doctest::skip(no_postgres())) {
+    for (const char* bad : {"a\"; DROP TABLE x; --", "Upper", "1abc", ""}) {
+      auto q = midas::connect_postgres(pg_url(), {.schema = bad, .log = {}});
+      CHECK(q.error() == midas::errc::invalid_argument);
+    }
+    CHECK(
+        midas::connect(pg_url() + (pg_url().find('?') == std::string::npos ? "?" : "&") + "pool=0")
+            .error() == midas::errc::invalid_url);
+  }
+
+  TEST_CASE("stats report no durability warning on a server with fsync on" *
+            doctest::skip(no_postgres())) {
+    Schema s;
+    auto q = open(s);
+    REQUIRE(q->enqueue(spec()));
+    auto st = q->stats(std::nullopt).value();
+    CHECK(st.durability_warnings.empty());
+    REQUIRE(st.queues.size() == 1);
+    CHECK(st.queues[0].pending == 1);
+  }
+}
