@@ -49,6 +49,9 @@ struct Job {
   ClaimedTask claimed;
   std::stop_source stop;
   TimePoint started_at{};
+  // The lease deadline as renewed by heartbeats (claimed.lease keeps the one of the claim);
+  // written by the fetcher, read by the executor deciding whether a failed ack may be retried.
+  std::atomic<TimePoint::rep> deadline{0};
 };
 
 // The policy and classifier for a task type; the defaults when the type is unknown.
@@ -187,7 +190,7 @@ struct Worker::Impl {
       apply_decision(*decision, task, rules_for(task.type).policy, now, record, s);
     }
     s.record = std::move(record);
-    settle(job.claimed.lease, s, /*rescuing=*/false);
+    settle(job.claimed.lease, s, &job.deadline);
   }
 
   // Fills `s` from a decision: status, next run, whether the attempt counts.
@@ -224,8 +227,11 @@ struct Worker::Impl {
   }
 
   // Records an outcome, retrying transient backend errors while the lease may still hold.
+  // `deadline` is the running job's renewed lease deadline; nullptr for a rescue.
   // True when the outcome was recorded.
-  bool settle(const Lease& lease, const Settlement& s, bool rescuing) {
+  bool settle(const Lease& lease, const Settlement& s,
+              const std::atomic<TimePoint::rep>* deadline) {
+    const bool rescuing = deadline == nullptr;
     Duration backoff = options.backoff_min;
     for (int attempt = 1;; ++attempt) {
       auto r = rescuing ? queue.rescue(lease, s) : queue.settle(lease, s);
@@ -243,7 +249,8 @@ struct Worker::Impl {
         return false;
       }
       ++counters.backend_errors;
-      const bool lease_may_hold = rescuing || queue.clock().now() < lease.expires_at;
+      const bool lease_may_hold =
+          rescuing || queue.clock().now() < TimePoint{TimePoint::duration{deadline->load()}};
       if (!is_transient(r.error()) || !lease_may_hold || attempt >= 8 || stop_waiting(backoff)) {
         log(LogLevel::error, "task " + lease.id + ": could not record the outcome (" +
                                  r.error().message() +
@@ -297,7 +304,7 @@ struct Worker::Impl {
         heartbeat_all();
         next_heartbeat = now + options.heartbeat_interval;
       }
-      if (until_idle || now >= next_rescue) {
+      if (now >= next_rescue) {
         rescue_expired();
         next_rescue = now + options.rescue_interval;
       }
@@ -327,7 +334,11 @@ struct Worker::Impl {
       }
       std::unique_lock lock{mutex};
       if (until_idle) {
-        if (in_flight.empty()) return;  // nothing due, nothing running
+        if (in_flight.empty()) {
+          lock.unlock();
+          if (rescue_expired() > 0) continue;  // expired leases became due work
+          return;                              // nothing due, nothing running
+        }
         // Wait for a running task to end: it may have scheduled a retry that is due now.
         const auto n = in_flight.size();
         changed.wait_until(lock, next_heartbeat, [&] { return in_flight.size() != n || stopping; });
@@ -356,6 +367,7 @@ struct Worker::Impl {
         auto job = std::make_shared<Job>();
         job->claimed = std::move(c);
         job->started_at = now;
+        job->deadline = job->claimed.lease.expires_at.time_since_epoch().count();
         in_flight[job->claimed.lease.id] = job;
         jobs.push_back(std::move(job));
         ++counters.claimed;
@@ -383,17 +395,19 @@ struct Worker::Impl {
       if (std::find(lost.value().begin(), lost.value().end(), id) != lost.value().end()) {
         job->stop.request_stop();  // another worker owns it now: tell the handler to stop
       } else {
-        job->claimed.lease.expires_at = deadline;
+        job->deadline = deadline.time_since_epoch().count();
       }
     }
   }
 
   // Takes back tasks whose worker stopped heartbeating; each counts as a failed attempt.
-  void rescue_expired() {
+  // Returns how many were taken back.
+  std::size_t rescue_expired() {
+    std::size_t rescued = 0;
     auto expired = queue.expired(options.queues, 100);
     if (!expired) {
       ++counters.backend_errors;
-      return;
+      return 0;
     }
     for (auto& c : expired.value()) {
       {
@@ -417,12 +431,14 @@ struct Worker::Impl {
       // classifier that fails unknown errors must not fail it.
       apply_decision(Decision::retry(), task, rules_for(task.type).policy, now, record, s);
       s.record = std::move(record);
-      if (settle(c.lease, s, /*rescuing=*/true)) {
+      if (settle(c.lease, s, nullptr)) {
         ++counters.rescued;
+        ++rescued;
         log(LogLevel::warning,
             "task " + task.id + ": rescued after its lease expired (" + s.record.decision + ")");
       }
     }
+    return rescued;
   }
 
   // ---- waker -----------------------------------------------------------------------------------
