@@ -229,10 +229,15 @@ struct Worker::Impl {
   // Records an outcome, retrying transient backend errors while the lease may still hold.
   // `deadline` is the running job's renewed lease deadline; nullptr for a rescue.
   // True when the outcome was recorded.
+  //
+  // An ack whose reply was lost (errc::in_doubt) is retried too: that is safe only because every
+  // transition is fenced by the lease token. If the first ack landed, the token is gone and the
+  // retry is refused with lease_lost, which then means "recorded", not "taken over".
   bool settle(const Lease& lease, const Settlement& s,
               const std::atomic<TimePoint::rep>* deadline) {
     const bool rescuing = deadline == nullptr;
     Duration backoff = options.backoff_min;
+    bool in_doubt = false;
     for (int attempt = 1;; ++attempt) {
       auto r = rescuing ? queue.rescue(lease, s) : queue.settle(lease, s);
       if (r) {
@@ -240,6 +245,12 @@ struct Worker::Impl {
         return true;
       }
       if (r.error() == errc::lease_lost) {
+        if (in_doubt) {
+          log(LogLevel::info,
+              "task " + lease.id + ": the outcome whose reply was lost had been recorded");
+          count(s);
+          return true;
+        }
         if (!rescuing) {
           ++counters.lease_lost;
           log(LogLevel::warning, "task " + lease.id +
@@ -249,14 +260,18 @@ struct Worker::Impl {
         return false;
       }
       ++counters.backend_errors;
+      in_doubt = in_doubt || r.error() == errc::in_doubt;
+      const bool retryable = is_transient(r.error()) || r.error() == errc::in_doubt;
       const bool lease_may_hold =
           rescuing || queue.clock().now() < TimePoint{TimePoint::duration{deadline->load()}};
-      if (!is_transient(r.error()) || !lease_may_hold || attempt >= 8 || stop_waiting(backoff)) {
+      if (!retryable || !lease_may_hold || attempt >= 10) {
         log(LogLevel::error, "task " + lease.id + ": could not record the outcome (" +
                                  r.error().message() +
                                  "); the task runs again once its lease expires");
         return false;
       }
+      // Not interruptible by stop(): a finished attempt is worth recording during shutdown.
+      std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, options.backoff_max);
     }
   }

@@ -11,8 +11,19 @@ what=$1 drainer=$2 repo=$3
 [ -n "${MIDAS_TEST_PG_URL:-}" ] || { echo "skipped: MIDAS_TEST_PG_URL is not set (scripts/services start)"; exit 77; }
 
 tmp=$(mktemp -d /tmp/midas-pgproc.XXXXXX)
+# Private servers for the restart case, on ports nobody else uses now (tests may run in parallel).
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pick_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$(( $1 + RANDOM % 500 ))
+    port_free "$p" && { echo "$p"; return; }
+  done
+  echo "no free port near $1" >&2; exit 1
+}
+pg_port=$(pick_port 55500) redis_port=$(pick_port 56500)
 cleanup() {
-  if [ -f "$tmp/svc/env" ]; then MIDAS_SERVICES_DIR=$tmp/svc MIDAS_PG_PORT=55447 MIDAS_REDIS_PORT=56447 "$repo/scripts/services" stop 2>/dev/null || true; fi
+  if [ -f "$tmp/svc/env" ]; then MIDAS_SERVICES_DIR=$tmp/svc MIDAS_PG_PORT=$pg_port MIDAS_REDIS_PORT=$redis_port "$repo/scripts/services" stop >/dev/null 2>&1 || true; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -52,9 +63,9 @@ case "$what" in
     ;;
   restart)
     n=3000
-    export MIDAS_SERVICES_DIR=$tmp/svc MIDAS_PG_PORT=55447 MIDAS_REDIS_PORT=56447
+    export MIDAS_SERVICES_DIR=$tmp/svc MIDAS_PG_PORT=$pg_port MIDAS_REDIS_PORT=$redis_port
     "$repo/scripts/services" start >/dev/null
-    url=postgresql://midas@127.0.0.1:55447/midas_test
+    url=postgresql://midas@127.0.0.1:$pg_port/midas_test
     "$drainer" enqueue "$url" restart $n
     MIDAS_TEST_LEASE_MS=3000 "$drainer" drain "$url" restart $n 8 2 "$tmp/runs" 180 &
     d=$!
@@ -65,6 +76,7 @@ case "$what" in
     user=postgres; id postgres >/dev/null 2>&1 || user=midas-pg
     t0=$(date +%s%N)
     (cd / && runuser -u "$user" -- "$bin/pg_ctl" -D "$dir/data" -m fast -w restart >/dev/null)
+    head -n 1 "$dir/data/postmaster.pid" >"$tmp/svc/postgres.pid"  # so cleanup stops the new server
     echo "restarted postgres in $(( ($(date +%s%N) - t0) / 1000000 )) ms with $done_before of $n runs done"
     rc=0
     wait $d || rc=1
