@@ -30,7 +30,8 @@ struct ErrorKind {
   std::string_view name{};         ///< "End site down".
 };
 
-/// Every Midas error class (errors.json, HEAD).
+/// Every Midas error class of errors.json (the HEAD-only 530 ResourceNotFound, 905 and 906 are
+/// not in the contract: a merchant 404 is EndSiteDownError).
 namespace errors {
 inline constexpr ErrorKind validation{"ValidationError", 401, "Failed validation"};
 inline constexpr ErrorKind status_login_failed{"StatusLoginFailedError", 403,
@@ -65,10 +66,6 @@ inline constexpr ErrorKind configuration{"ConfigurationError", 536, "Configurati
 inline constexpr ErrorKind service_connection{"ServiceConnectionError", 537,
                                               "Service connection error"};
 inline constexpr ErrorKind join{"JoinError", 538, "General error preventing join"};
-inline constexpr ErrorKind resource_not_found{"ResourceNotFoundError", 530, "Resource not found"};
-inline constexpr ErrorKind weak_password{"WeakPasswordError", 905, "Join password too weak"};
-inline constexpr ErrorKind loyalty_card_removed{"LoyaltyCardRemovedError", 906,
-                                                "Loyalty card removed"};
 
 /// All of the above, for start-up checks and lookups by class name.
 inline constexpr ErrorKind all[] = {validation,
@@ -93,10 +90,7 @@ inline constexpr ErrorKind all[] = {validation,
                                     not_sent,
                                     configuration,
                                     service_connection,
-                                    join,
-                                    resource_not_found,
-                                    weak_password,
-                                    loyalty_card_removed};
+                                    join};
 }  // namespace errors
 
 /// A Midas error raised by an agent (or by the journeys around it).
@@ -194,7 +188,6 @@ struct AgentContext {
   std::string slug{};                        ///< The slug the agent was found under.
   const MerchantConfig* merchant = nullptr;  ///< nullptr: not configured (-> 536 for HTTP agents).
   HttpSettings http{};
-  std::string hashids_salt{};  ///< Salt of record_uid hashids (crypto/hashids).
   /// Log sink for agent diagnostics (one line each; never credentials).
   std::function<void(std::string_view level, std::string_view message)> log{};
 };
