@@ -4,8 +4,10 @@
 /// prefixes, a raw hiredis connection (to flush scripts, delete test keys, read lists), and a
 /// private redis-server the test owns (for restarts and configurations the shared one lacks).
 
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -192,6 +194,14 @@ class PrivateServer {
     if (dir_.empty()) return false;
     pid_ = fork();
     if (pid_ == 0) {
+      // Dies with the test, even if the test crashes; keeps the test's output pipes free.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      const int null = ::open("/dev/null", O_RDWR);
+      if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+      }
       std::vector<std::string> args{"redis-server",
                                     "--port",
                                     std::to_string(port_),

@@ -1,0 +1,509 @@
+// SPDX-License-Identifier: MIT
+// The Redis backend against real servers: the shared one MIDAS_TEST_REDIS_URL names (a key prefix
+// per case), and private redis-servers a case starts itself to restart, flush, pause or
+// misconfigure. Every case is skipped (and reported so) when MIDAS_TEST_REDIS_URL is unset.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <midas/midas.hpp>
+#include <midas/redis.hpp>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "redis_support.hpp"
+
+using namespace midas;
+using namespace std::chrono_literals;
+namespace rt = midas::testing::redis;
+using json = nlohmann::json;
+
+namespace {
+
+bool no_redis() { return !rt::test_url(); }
+bool no_private_server() { return no_redis() || !rt::have_redis_server(); }
+
+// Collects log lines; thread-safe.
+struct Log {
+  std::mutex mutex;
+  std::vector<std::string> lines;
+  LogSink sink() {
+    return [this](LogLevel level, std::string_view m) {
+      std::lock_guard lock{mutex};
+      lines.push_back(std::string{to_string(level)} + ": " + std::string{m});
+    };
+  }
+  bool has(std::string_view needle) {
+    std::lock_guard lock{mutex};
+    return std::any_of(lines.begin(), lines.end(),
+                       [&](const std::string& l) { return l.find(needle) != std::string::npos; });
+  }
+  std::string all() {
+    std::lock_guard lock{mutex};
+    std::string out;
+    for (const auto& l : lines) out += l + "\n";
+    return out;
+  }
+};
+
+// A queue on `url` under a fresh key prefix, whose keys are deleted at the end of the case.
+struct Fixture {
+  explicit Fixture(std::string url_, RedisOptions options = {}) : url{std::move(url_)} {
+    options.key_prefix = prefix;
+    options.log = log.sink();
+    auto q = connect_redis(url, std::move(options));
+    if (!q) FAIL("connect_redis(" << url << "): " << q.error().message());
+    queue = std::move(q).value();
+  }
+  ~Fixture() {
+    queue.reset();
+    rt::RawRedis raw{url};
+    raw.delete_prefix(prefix);
+  }
+  Fixture(const Fixture&) = delete;
+  Fixture& operator=(const Fixture&) = delete;
+
+  std::string url;
+  std::string prefix = rt::unique_prefix();
+  Log log;
+  std::unique_ptr<Queue> queue;
+};
+
+TaskSpec job(int i, std::string type = "job") {
+  TaskSpec s;
+  s.type = std::move(type);
+  s.params = {{"i", i}};
+  return s;
+}
+
+// Polls `done` every 10 ms until it holds or `limit` passes.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return done();
+}
+
+std::size_t succeeded(Queue& q, const std::string& queue = "default") {
+  auto s = q.stats(queue);
+  if (!s || s.value().queues.empty()) return 0;
+  return s.value().queues.front().succeeded;
+}
+
+WorkerOptions fast_worker(Log& log, int concurrency = 4) {
+  WorkerOptions o;
+  o.concurrency = concurrency;
+  o.lease = 2s;
+  o.heartbeat_interval = 500ms;
+  o.poll_interval = 200ms;
+  o.rescue_interval = 200ms;
+  o.shutdown_grace = 5s;
+  o.backoff_min = 10ms;
+  o.backoff_max = 200ms;
+  o.log = log.sink();
+  return o;
+}
+
+}  // namespace
+
+TEST_SUITE("redis integration") {
+  TEST_CASE("connect_redis rejects bad URLs and options without touching the network" *
+            doctest::skip(no_redis())) {
+    for (const char* url :
+         {"redis://127.0.0.1:56379/notadb", "redis://127.0.0.1:56379/0?pool=0",
+          "redis://127.0.0.1:56379/0?pool=many", "redis://127.0.0.1:56379/0?bogus=1",
+          "redis://127.0.0.1:56379/0?prefix=has%20space", "redis://127.0.0.1:56379/0?prefix=a/b",
+          "redis://user@127.0.0.1:56379/0", "postgresql://127.0.0.1/x", "redis:///0"}) {
+      CAPTURE(url);
+      auto q = connect_redis(url);
+      REQUIRE_FALSE(q);
+      CHECK(q.error() == errc::invalid_url);
+    }
+    RedisOptions bad;
+    bad.key_prefix = "has space";
+    CHECK(connect_redis("redis://127.0.0.1:56379/0", bad).error() == errc::invalid_argument);
+  }
+
+  TEST_CASE("a server that is not there is backend_unavailable" * doctest::skip(no_redis())) {
+    RedisOptions quiet;
+    quiet.log = [](LogLevel, std::string_view) {};
+    auto q = connect_redis("redis://127.0.0.1:1/0", quiet);  // port 1: nothing listens
+    REQUIRE_FALSE(q);
+    CHECK(q.error() == errc::backend_unavailable);
+    CHECK(is_transient(q.error()));
+    auto via_connect = midas::connect("redis://127.0.0.1:1/0");
+    REQUIRE_FALSE(via_connect);
+    CHECK(via_connect.error() == errc::backend_unavailable);
+  }
+
+  TEST_CASE("every key of a queue carries the queue's hash tag" * doctest::skip(no_redis())) {
+    Fixture f{*rt::test_url()};
+    TaskSpec keyed = job(1);
+    keyed.unique_key = "k";
+    TaskSpec later = job(2);
+    later.delay = 1h;
+    REQUIRE(f.queue->enqueue(keyed));
+    REQUIRE(f.queue->enqueue(later));
+    auto claimed =
+        f.queue->claim({.queues = {"default"}, .limit = 1, .worker_id = "w", .lease = 8s});
+    REQUIRE(claimed);
+    REQUIRE(claimed.value().size() == 1);
+    REQUIRE(f.queue->settle(claimed.value()[0].lease, Settlement{}));
+    rt::RawRedis raw{f.url};
+    const auto keys = raw.keys("{" + f.prefix + ":*");
+    CHECK(keys.size() >= 7);
+    for (const auto& k : keys) {
+      CAPTURE(k);
+      CHECK(k.rfind("{" + f.prefix + ":default}:", 0) == 0);
+    }
+    CHECK(raw.keys(f.prefix + ":*") == std::vector<std::string>{f.prefix + ":queues"});
+    // Ids name their queue, so get() finds a task without any global index.
+    CHECK(claimed.value()[0].task.id.rfind("default/", 0) == 0);
+  }
+
+  TEST_CASE("an idle worker starts a newly enqueued task within a few milliseconds" *
+            doctest::skip(no_redis())) {
+    Fixture f{*rt::test_url()};
+    using SteadyClock = std::chrono::steady_clock;
+    std::mutex mutex;
+    std::map<int, SteadyClock::time_point> started;
+    Registry reg;
+    reg.add_json("ping", [&](const json& p, TaskContext&) -> result<void> {
+      std::lock_guard lock{mutex};
+      started[p.at("i").get<int>()] = SteadyClock::now();
+      return success();
+    });
+    WorkerOptions o = fast_worker(f.log, 2);
+    o.poll_interval = 10s;  // a wake-up must come from the enqueue, not from polling
+    Worker worker{*f.queue, reg, o};
+    worker.start();
+    std::vector<double> latencies_ms;
+    for (int i = 0; i < 7; ++i) {
+      std::this_thread::sleep_for(150ms);  // idle: blocked waiting for work
+      const auto t0 = SteadyClock::now();
+      REQUIRE(f.queue->enqueue(job(i, "ping")));
+      REQUIRE(eventually(
+          [&] {
+            std::lock_guard lock{mutex};
+            return started.contains(i);
+          },
+          5s));
+      std::lock_guard lock{mutex};
+      latencies_ms.push_back(std::chrono::duration<double, std::milli>(started[i] - t0).count());
+    }
+    worker.stop();
+    std::sort(latencies_ms.begin(), latencies_ms.end());
+    const double median = latencies_ms[latencies_ms.size() / 2];
+    MESSAGE("enqueue-to-start latency, median " << median << " ms, max " << latencies_ms.back()
+                                                << " ms");
+    CHECK(median < 50.0);  // a few ms on an idle machine; generous for a loaded CI
+    CHECK(latencies_ms.back() < 1000.0);
+  }
+
+  TEST_CASE("SCRIPT FLUSH in the middle of a drain: work continues" *
+            doctest::skip(no_private_server())) {
+    rt::PrivateServer server{56384, {"--appendonly", "yes"}};
+    REQUIRE(server.start());
+    Fixture f{server.url()};
+    constexpr int total = 300;
+    std::vector<TaskSpec> specs;
+    for (int i = 0; i < total; ++i) specs.push_back(job(i));
+    REQUIRE(f.queue->enqueue_batch(specs));
+
+    std::atomic<int> runs{0};
+    std::atomic<bool> flushed{false};
+    std::mutex mutex;
+    std::multiset<std::string> ran;
+    Registry reg;
+    reg.add_json("job", [&](const json&, TaskContext& ctx) -> result<void> {
+      {
+        std::lock_guard lock{mutex};
+        ran.insert(ctx.task().id);
+      }
+      if (++runs == total / 3 && !flushed.exchange(true)) {
+        rt::RawRedis raw{f.url};
+        auto r = raw.command({"SCRIPT", "FLUSH"});
+        REQUIRE(r);
+        CHECK(r->type == REDIS_REPLY_STATUS);
+      }
+      return success();
+    });
+    Worker worker{*f.queue, reg, fast_worker(f.log)};
+    worker.start();
+    CHECK(eventually([&] { return succeeded(*f.queue) == total; }, 30s));
+    worker.stop();
+
+    CHECK(flushed.load());
+    CHECK(succeeded(*f.queue) == total);
+    CHECK(ran.size() == total);
+    CHECK(std::set<std::string>(ran.begin(), ran.end()).size() == total);  // none ran twice
+    CHECK(worker.stats().backend_errors == 0);  // NOSCRIPT was handled inside the backend
+    CHECK_MESSAGE(f.log.has("loaded them again"), f.log.all());
+  }
+
+  TEST_CASE("a Redis restart in the middle of a drain loses no acknowledged task" *
+            doctest::skip(no_private_server())) {
+    rt::PrivateServer server{56380, {"--appendonly", "yes", "--appendfsync", "always"}};
+    REQUIRE(server.start());
+    Fixture f{server.url()};
+    constexpr int before = 200;
+    constexpr int during = 60;
+    std::mutex mutex;
+    std::set<TaskId> acknowledged;
+    std::map<TaskId, int> runs;
+    std::vector<TaskSpec> specs;
+    for (int i = 0; i < before; ++i) specs.push_back(job(i));
+    {
+      auto ids = f.queue->enqueue_batch(specs);
+      REQUIRE(ids);
+      for (const auto& e : ids.value()) acknowledged.insert(e.id);
+    }
+
+    std::atomic<int> done{0};
+    Registry reg;
+    reg.add_json("job",
+                 [&](const json&, TaskContext& ctx) -> result<void> {
+                   std::this_thread::sleep_for(2ms);
+                   std::lock_guard lock{mutex};
+                   ++runs[ctx.task().id];
+                   ++done;
+                   return success();
+                 },
+                 {.retry = RetryPolicy::fixed(50ms).max_attempts(50).jitter(Jitter::none)});
+    Worker worker{*f.queue, reg, fast_worker(f.log)};
+    worker.start();
+    REQUIRE(eventually([&] { return done.load() >= 50; }, 20s));
+
+    server.kill();  // SIGKILL mid-drain: no shutdown, no last flush
+    // While it is down, calls fail with a transient error instead of hanging or crashing.
+    auto refused = f.queue->enqueue(job(-1));
+    REQUIRE_FALSE(refused);
+    CHECK(is_transient(refused.error()));
+    // A producer keeps enqueueing through the outage, retrying until each enqueue is acknowledged.
+    std::atomic<int> producer_errors{0};
+    std::thread producer{[&] {
+      for (int i = 0; i < during; ++i) {
+        for (;;) {
+          auto e = f.queue->enqueue(job(before + i));
+          if (e) {
+            std::lock_guard lock{mutex};
+            acknowledged.insert(e.value().id);
+            break;
+          }
+          ++producer_errors;
+          std::this_thread::sleep_for(20ms);
+        }
+        std::this_thread::sleep_for(5ms);
+      }
+    }};
+    std::this_thread::sleep_for(700ms);
+    REQUIRE(server.start());  // same dir: the AOF is replayed
+    producer.join();
+    CHECK(producer_errors.load() > 0);
+
+    // Every acknowledged task ends up succeeded; tasks that were running at the crash may run twice
+    // (at-least-once), but none is lost.
+    auto all_done = [&] {
+      std::lock_guard lock{mutex};
+      for (const auto& id : acknowledged) {
+        auto t = f.queue->get(id);
+        if (!t || t.value().status != TaskStatus::succeeded) return false;
+      }
+      return true;
+    };
+    CHECK(eventually(all_done, 60s));
+    worker.stop();
+    std::lock_guard lock{mutex};
+    CHECK(acknowledged.size() == before + during);
+    std::size_t missing = 0;
+    for (const auto& id : acknowledged) {
+      auto t = f.queue->get(id);
+      if (!t || t.value().status != TaskStatus::succeeded) ++missing;
+    }
+    CHECK(missing == 0);
+    for (const auto& id : acknowledged) {
+      if (!runs.contains(id)) FAIL_CHECK("task " << id << " never ran");
+    }
+    std::size_t twice = 0;
+    for (const auto& [id, n] : runs) twice += n > 1 ? 1 : 0;
+    MESSAGE("outage: " << producer_errors.load() << " refused enqueues, "
+                       << worker.stats().backend_errors << " worker backend errors, " << twice
+                       << " task(s) ran again after the crash");
+    CHECK(f.log.has("cannot connect"));  // the outage was seen and logged once
+  }
+
+  TEST_CASE("two processes draining one queue never run a task twice while leases hold" *
+            doctest::skip(no_redis())) {
+    Fixture f{*rt::test_url()};
+    constexpr int total = 400;
+    std::vector<TaskSpec> specs;
+    for (int i = 0; i < total; ++i) specs.push_back(job(i));
+    auto enqueued = f.queue->enqueue_batch(specs);
+    REQUIRE(enqueued);
+    char path_template[] = "/tmp/midas-redis-runs.XXXXXX";
+    const int fd = mkstemp(path_template);
+    REQUIRE(fd >= 0);
+    close(fd);
+    const std::string runs_file = path_template;
+
+    std::fflush(nullptr);
+    std::vector<pid_t> children;
+    for (int n = 0; n < 2; ++n) {
+      const pid_t pid = fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        // The child: its own connections, its own worker; reports through its exit code only.
+        int code = 0;
+        {
+          RedisOptions options;
+          options.key_prefix = f.prefix;
+          options.log = [](LogLevel, std::string_view) {};
+          auto q = connect_redis(f.url, options);
+          if (!q) _exit(3);
+          const int out = ::open(runs_file.c_str(), O_WRONLY | O_APPEND);
+          if (out < 0) _exit(4);
+          Registry reg;
+          reg.add_json("job", [&](const json&, TaskContext& ctx) -> result<void> {
+            const std::string line = ctx.task().id + " " + std::to_string(n) + "\n";
+            if (::write(out, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+              return make_error_code(std::errc::io_error);
+            }
+            std::this_thread::sleep_for(1ms);
+            return success();
+          });
+          WorkerOptions o;
+          o.concurrency = 4;
+          o.poll_interval = 50ms;
+          o.log = [](LogLevel, std::string_view) {};
+          Worker worker{*q.value(), reg, o};
+          const WorkerStats s = worker.run_until_idle();
+          if (s.lease_lost != 0 || s.backend_errors != 0) code = 5;
+          ::close(out);
+        }
+        _exit(code);
+      }
+      children.push_back(pid);
+    }
+    for (pid_t pid : children) {
+      int status = 0;
+      REQUIRE(waitpid(pid, &status, 0) == pid);
+      CHECK(WIFEXITED(status));
+      CHECK(WEXITSTATUS(status) == 0);
+    }
+
+    std::map<std::string, int> times;
+    std::set<std::string> by_child[2];
+    std::ifstream in{runs_file};
+    std::string id;
+    int child = 0;
+    while (in >> id >> child) {
+      ++times[id];
+      by_child[child % 2].insert(id);
+    }
+    std::remove(runs_file.c_str());
+    CHECK(times.size() == total);
+    for (const auto& [task, n] : times) {
+      if (n != 1) FAIL_CHECK("task " << task << " ran " << n << " times");
+    }
+    for (const auto& e : enqueued.value()) CHECK(times.contains(e.id));
+    MESSAGE("child 0 ran " << by_child[0].size() << ", child 1 ran " << by_child[1].size());
+    CHECK(succeeded(*f.queue) == total);
+  }
+
+  TEST_CASE("a lost reply to a settlement is in_doubt and the settlement is not applied twice" *
+            doctest::skip(no_private_server())) {
+    rt::PrivateServer server{56383, {"--appendonly", "yes"}};
+    REQUIRE(server.start());
+    RedisOptions options;
+    options.command_timeout = 300ms;
+    Fixture f{server.url(), options};
+    REQUIRE(f.queue->enqueue(job(1)));
+    auto claimed =
+        f.queue->claim({.queues = {"default"}, .limit = 1, .worker_id = "w", .lease = 1h});
+    REQUIRE(claimed);
+    REQUIRE(claimed.value().size() == 1);
+    const ClaimedTask c = claimed.value().front();
+
+    // The server stops answering writes for a while: the settlement's reply never comes back in
+    // time (and, sent again, neither does the second one).
+    rt::RawRedis raw{f.url};
+    auto paused = raw.command({"CLIENT", "PAUSE", "1500", "WRITE"});
+    REQUIRE(paused);
+    REQUIRE(paused->type == REDIS_REPLY_STATUS);
+    Settlement done;
+    done.record.attempt = 1;
+    done.record.decision = "succeeded";
+    auto r = f.queue->settle(c.lease, done);
+    REQUIRE_FALSE(r);
+    CHECK(r.error() == errc::in_doubt);
+    CHECK_FALSE(is_transient(r.error()));
+    std::this_thread::sleep_for(1500ms);
+
+    // The commands whose replies were lost died with their connections: nothing was recorded.
+    auto t = f.queue->get(c.task.id);
+    REQUIRE(t);
+    CHECK(t.value().status == TaskStatus::running);
+    CHECK(t.value().history.empty());
+    // The lease holder settles for real; a repeat is refused by the fence, not applied twice.
+    REQUIRE(f.queue->settle(c.lease, done));
+    CHECK(f.queue->settle(c.lease, done).error() == errc::lease_lost);
+    t = f.queue->get(c.task.id);
+    REQUIRE(t);
+    CHECK(t.value().status == TaskStatus::succeeded);
+    CHECK(t.value().history.size() == 1);
+  }
+
+  TEST_CASE("durability findings are logged and shown in stats" *
+            doctest::skip(no_private_server())) {
+    SUBCASE("appendonly no and allkeys-lru are warned about, in the log and in stats") {
+      rt::PrivateServer server{56381, {"--appendonly", "no"}};
+      REQUIRE(server.start());
+      Fixture f{server.url()};
+      CHECK_MESSAGE(f.log.has("warning: Redis at 127.0.0.1:56381: appendonly is no"), f.log.all());
+      auto s = f.queue->stats(std::nullopt);
+      REQUIRE(s);
+      REQUIRE(s.value().durability_warnings.size() == 1);
+      CHECK(s.value().durability_warnings[0].find("appendonly is no") != std::string::npos);
+
+      rt::RawRedis raw{f.url};
+      REQUIRE(raw.command({"CONFIG", "SET", "maxmemory-policy", "allkeys-lru"}));
+      s = f.queue->stats(std::nullopt);
+      REQUIRE(s);
+      REQUIRE(s.value().durability_warnings.size() == 2);
+      CHECK(s.value().durability_warnings[1].find("maxmemory-policy is allkeys-lru") !=
+            std::string::npos);
+    }
+    SUBCASE("CONFIG renamed away (as on managed Redis) is said, not a failure") {
+      rt::PrivateServer server{56382, {"--appendonly", "yes", "--rename-command", "CONFIG", ""}};
+      REQUIRE(server.start());
+      Fixture f{server.url()};
+      CHECK_MESSAGE(f.log.has("cannot read its configuration"), f.log.all());
+      auto s = f.queue->stats(std::nullopt);
+      REQUIRE(s);
+      REQUIRE(s.value().durability_warnings.size() == 1);
+      CHECK(s.value().durability_warnings[0].find("CONFIG") != std::string::npos);
+      CHECK(f.queue->enqueue(job(1)));
+    }
+    SUBCASE("AOF on with noeviction: nothing to warn about") {
+      rt::PrivateServer server{56381, {"--appendonly", "yes", "--appendfsync", "everysec"}};
+      REQUIRE(server.start());
+      Fixture f{server.url()};
+      CHECK_FALSE(f.log.has("warning"));
+      auto s = f.queue->stats(std::nullopt);
+      REQUIRE(s);
+      CHECK(s.value().durability_warnings.empty());
+    }
+  }
+
+}  // TEST_SUITE
