@@ -138,7 +138,9 @@ PooledConnection::PooledConnection(PooledConnection&& other) noexcept
     : pool_{other.pool_}, ctx_{std::move(other.ctx_)}, failed_{other.failed_} {}
 
 PooledConnection::~PooledConnection() {
-  if (ctx_) pool_->give_back(std::move(ctx_), failed_ || ctx_->err != 0);
+  if (!ctx_) return;
+  const bool failed = failed_ || ctx_->err != 0;  // before the move below empties ctx_
+  pool_->give_back(std::move(ctx_), failed);
 }
 
 RedisPool::RedisPool(RedisEndpoint endpoint, std::size_t size,

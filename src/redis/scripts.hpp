@@ -309,7 +309,7 @@ local first = redis.call('ZRANGE', K_READY, 0, 0, 'WITHSCORES')
 while #first > 0 do
   local text = string.sub(first[1], 1, 17)
   local r = tonumber(text)
-  if not oldest or r < oldest then oldest, oldest_text = r, text end
+  if r <= tonumber(now) and (not oldest or r < oldest) then oldest, oldest_text = r, text end
   first = redis.call('ZRANGEBYSCORE', K_READY, '(' .. first[2], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 end
 local s = redis.call('ZRANGE', K_SCHED, 0, 0, 'WITHSCORES')
