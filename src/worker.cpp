@@ -52,6 +52,10 @@ struct Job {
   // The lease deadline as renewed by heartbeats (claimed.lease keeps the one of the claim);
   // written by the fetcher, read by the executor deciding whether a failed ack may be retried.
   std::atomic<TimePoint::rep> deadline{0};
+  // Filled by the executor, recorded by the completer.
+  Settlement outcome{};
+  int ack_attempts = 0;
+  bool ack_in_doubt = false;
 };
 
 // The policy and classifier for a task type; the defaults when the type is unknown.
@@ -85,14 +89,20 @@ struct Worker::Impl {
   Counters counters;
 
   std::mutex mutex;
-  std::condition_variable changed;                   // jobs queued/finished, wake-ups, stop
-  std::deque<std::shared_ptr<Job>> jobs;             // claimed, waiting for an executor
+  std::condition_variable changed;            // jobs queued/finished, wake-ups, stop
+  std::deque<std::shared_ptr<Job>> jobs;      // claimed, waiting for an executor
+  std::deque<std::shared_ptr<Job>> finished;  // ran, waiting for the completer to record them
   std::map<TaskId, std::shared_ptr<Job>> in_flight;  // claimed and not yet settled
-  bool stopping = false;                             // no more claims
-  bool executors_exit = false;                       // executors leave once jobs is empty
-  bool want_wake = false;    // the fetcher asks the waker to wait for new tasks
-  bool tasks_maybe = false;  // the waker saw a wake-up
+  // Claimed tasks not yet done executing (queued or running a handler); tasks whose outcome is
+  // being recorded do not count, so the next claim overlaps with the previous ack.
+  std::size_t unfinished = 0;
+  bool stopping = false;        // no more claims
+  bool executors_exit = false;  // executors leave once jobs is empty
+  bool completer_exit = false;  // the completer leaves once finished is empty
+  bool want_wake = false;       // the fetcher asks the waker to wait for new tasks
+  bool tasks_maybe = false;     // the waker saw a wake-up
   std::vector<std::thread> executors;
+  std::thread completer;
   std::thread fetcher;
   std::thread waker;
   bool running_service = false;
@@ -113,8 +123,10 @@ struct Worker::Impl {
   void start_executors() {
     if (!executors.empty()) return;
     executors_exit = false;
+    completer_exit = false;
     for (int i = 0; i < options.concurrency; ++i)
       executors.emplace_back([this] { execute_loop(); });
+    completer = std::thread{[this] { complete_loop(); }};
   }
 
   void stop_executors() {
@@ -125,6 +137,12 @@ struct Worker::Impl {
     changed.notify_all();
     for (auto& t : executors) t.join();
     executors.clear();
+    {
+      std::lock_guard lock{mutex};
+      completer_exit = true;
+    }
+    changed.notify_all();
+    completer.join();
   }
 
   void execute_loop() {
@@ -140,10 +158,99 @@ struct Worker::Impl {
       run(*job);
       {
         std::lock_guard lock{mutex};
-        in_flight.erase(job->claimed.lease.id);
+        finished.push_back(std::move(job));
+        --unfinished;
       }
       changed.notify_all();
     }
+  }
+
+  // Records outcomes in batches: everything that finished while the previous ack was in flight
+  // goes in the next one, so a busy worker pays one round trip for many tasks and an idle one
+  // waits for nothing.
+  void complete_loop() {
+    constexpr std::size_t max_batch = 512;
+    Duration backoff = options.backoff_min;
+    for (;;) {
+      std::vector<std::shared_ptr<Job>> batch;
+      {
+        std::unique_lock lock{mutex};
+        changed.wait(lock, [&] { return !finished.empty() || completer_exit; });
+        if (finished.empty()) return;
+        while (!finished.empty() && batch.size() < max_batch) {
+          batch.push_back(std::move(finished.front()));
+          finished.pop_front();
+        }
+      }
+      std::vector<std::pair<Lease, Settlement>> items;
+      items.reserve(batch.size());
+      for (const auto& job : batch) items.emplace_back(job->claimed.lease, job->outcome);
+      auto acked = queue.settle_batch(items);
+      std::vector<std::shared_ptr<Job>> again;
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        std::error_code ec = make_error_code(errc::protocol_error);
+        if (!acked) {
+          ec = acked.error();
+        } else if (i < acked.value().size()) {
+          ec = acked.value()[i];
+        }
+        if (!record_ack(*batch[i], ec)) again.push_back(batch[i]);
+      }
+      {
+        std::lock_guard lock{mutex};
+        for (const auto& job : batch) {
+          if (std::find(again.begin(), again.end(), job) == again.end()) {
+            in_flight.erase(job->claimed.lease.id);
+          }
+        }
+        for (auto it = again.rbegin(); it != again.rend(); ++it) finished.push_front(*it);
+      }
+      changed.notify_all();
+      if (again.empty()) {
+        backoff = options.backoff_min;
+      } else {
+        // Not interruptible by stop(): a finished attempt is worth recording during shutdown.
+        std::this_thread::sleep_for(backoff);
+        backoff = std::min(backoff * 2, options.backoff_max);
+      }
+    }
+  }
+
+  // Handles one job's ack result; false when the ack should be tried again.
+  //
+  // An ack whose reply was lost (errc::in_doubt) is retried too: that is safe only because every
+  // transition is fenced by the lease token. If the first ack landed, the token is gone and the
+  // retry is refused with lease_lost, which then means "recorded", not "taken over".
+  bool record_ack(Job& job, std::error_code ec) {
+    const Lease& lease = job.claimed.lease;
+    if (!ec) {
+      count(job.outcome);
+      return true;
+    }
+    if (ec == errc::lease_lost) {
+      if (job.ack_in_doubt) {
+        log(LogLevel::info,
+            "task " + lease.id + ": the outcome whose reply was lost had been recorded");
+        count(job.outcome);
+      } else {
+        ++counters.lease_lost;
+        log(LogLevel::warning, "task " + lease.id +
+                                   ": outcome rejected, the lease was lost (another worker took "
+                                   "the task after this lease expired)");
+      }
+      return true;
+    }
+    ++counters.backend_errors;
+    job.ack_in_doubt = job.ack_in_doubt || ec == errc::in_doubt;
+    const bool retryable = is_transient(ec) || ec == errc::in_doubt;
+    const bool lease_may_hold =
+        queue.clock().now() < TimePoint{TimePoint::duration{job.deadline.load()}};
+    if (!retryable || !lease_may_hold || ++job.ack_attempts >= 10) {
+      log(LogLevel::error, "task " + lease.id + ": could not record the outcome (" + ec.message() +
+                               "); the task runs again once its lease expires");
+      return true;
+    }
+    return false;
   }
 
   void run(Job& job) {
@@ -190,7 +297,7 @@ struct Worker::Impl {
       apply_decision(*decision, task, rules_for(task.type).policy, now, record, s);
     }
     s.record = std::move(record);
-    settle(job.claimed.lease, s, &job.deadline);
+    job.outcome = std::move(s);
   }
 
   // Fills `s` from a decision: status, next run, whether the attempt counts.
@@ -226,52 +333,24 @@ struct Worker::Impl {
     }
   }
 
-  // Records an outcome, retrying transient backend errors while the lease may still hold.
-  // `deadline` is the running job's renewed lease deadline; nullptr for a rescue.
-  // True when the outcome was recorded.
-  //
-  // An ack whose reply was lost (errc::in_doubt) is retried too: that is safe only because every
-  // transition is fenced by the lease token. If the first ack landed, the token is gone and the
-  // retry is refused with lease_lost, which then means "recorded", not "taken over".
-  bool settle(const Lease& lease, const Settlement& s,
-              const std::atomic<TimePoint::rep>* deadline) {
-    const bool rescuing = deadline == nullptr;
+  // Records a rescuer's decision, retrying transient errors a few times. Fenced, so a retry
+  // after a lost reply is safe (see record_ack). True when the decision was recorded.
+  bool rescue(const Lease& lease, const Settlement& s) {
     Duration backoff = options.backoff_min;
     bool in_doubt = false;
     for (int attempt = 1;; ++attempt) {
-      auto r = rescuing ? queue.rescue(lease, s) : queue.settle(lease, s);
-      if (r) {
+      auto r = queue.rescue(lease, s);
+      if (r || (in_doubt && r.error() == errc::lease_lost)) {
         count(s);
         return true;
       }
-      if (r.error() == errc::lease_lost) {
-        if (in_doubt) {
-          log(LogLevel::info,
-              "task " + lease.id + ": the outcome whose reply was lost had been recorded");
-          count(s);
-          return true;
-        }
-        if (!rescuing) {
-          ++counters.lease_lost;
-          log(LogLevel::warning, "task " + lease.id +
-                                     ": outcome rejected, the lease was lost (another worker took "
-                                     "the task after this lease expired)");
-        }
-        return false;
-      }
+      if (r.error() == errc::lease_lost) return false;  // another rescuer, or a late heartbeat
       ++counters.backend_errors;
       in_doubt = in_doubt || r.error() == errc::in_doubt;
-      const bool retryable = is_transient(r.error()) || r.error() == errc::in_doubt;
-      const bool lease_may_hold =
-          rescuing || queue.clock().now() < TimePoint{TimePoint::duration{deadline->load()}};
-      if (!retryable || !lease_may_hold || attempt >= 10) {
-        log(LogLevel::error, "task " + lease.id + ": could not record the outcome (" +
-                                 r.error().message() +
-                                 "); the task runs again once its lease expires");
-        return false;
+      if ((!is_transient(r.error()) && r.error() != errc::in_doubt) || attempt >= 5 ||
+          stop_waiting(backoff)) {
+        return false;  // the next rescue pass tries again
       }
-      // Not interruptible by stop(): a finished attempt is worth recording during shutdown.
-      std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, options.backoff_max);
     }
   }
@@ -326,7 +405,8 @@ struct Worker::Impl {
       std::size_t free_slots = 0;
       {
         std::lock_guard lock{mutex};
-        free_slots = static_cast<std::size_t>(options.concurrency) - in_flight.size();
+        const auto slots = static_cast<std::size_t>(options.concurrency);
+        free_slots = unfinished < slots ? slots - unfinished : 0;
       }
       if (free_slots > 0) {
         ClaimRequest request{options.queues, free_slots, options.id, options.lease};
@@ -356,12 +436,14 @@ struct Worker::Impl {
         }
         // Wait for a running task to end: it may have scheduled a retry that is due now.
         const auto n = in_flight.size();
-        changed.wait_until(lock, next_heartbeat, [&] { return in_flight.size() != n || stopping; });
+        const auto u = unfinished;
+        changed.wait_until(lock, next_heartbeat,
+                           [&] { return in_flight.size() != n || unfinished != u || stopping; });
         continue;
       }
       if (free_slots == 0) {
         changed.wait_until(lock, std::min(next_heartbeat, next_rescue), [&] {
-          return in_flight.size() < static_cast<std::size_t>(options.concurrency) || stopping;
+          return unfinished < static_cast<std::size_t>(options.concurrency) || stopping;
         });
         continue;
       }
@@ -384,6 +466,7 @@ struct Worker::Impl {
         job->started_at = now;
         job->deadline = job->claimed.lease.expires_at.time_since_epoch().count();
         in_flight[job->claimed.lease.id] = job;
+        ++unfinished;
         jobs.push_back(std::move(job));
         ++counters.claimed;
       }
@@ -446,7 +529,7 @@ struct Worker::Impl {
       // classifier that fails unknown errors must not fail it.
       apply_decision(Decision::retry(), task, rules_for(task.type).policy, now, record, s);
       s.record = std::move(record);
-      if (settle(c.lease, s, nullptr)) {
+      if (rescue(c.lease, s)) {
         ++counters.rescued;
         ++rescued;
         log(LogLevel::warning,

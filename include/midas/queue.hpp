@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "midas/clock.hpp"
@@ -96,6 +97,20 @@ class Queue {
                                                               Duration lease) = 0;
   /// Records how an attempt ended (fenced).
   [[nodiscard]] virtual result<void> settle(const Lease& lease, const Settlement& s) = 0;
+  /// Records many outcomes, in one round trip where the backend can (a worker acks what finished
+  /// while its previous ack was in flight). One code per item, in order: empty when recorded,
+  /// `errc::lease_lost` when fenced out, or the error of the whole call. The default calls
+  /// settle() for each.
+  [[nodiscard]] virtual result<std::vector<std::error_code>> settle_batch(
+      std::span<const std::pair<Lease, Settlement>> items) {
+    std::vector<std::error_code> out;
+    out.reserve(items.size());
+    for (const auto& [lease, s] : items) {
+      auto r = settle(lease, s);
+      out.push_back(r ? std::error_code{} : r.error());
+    }
+    return out;
+  }
   /// Durably records a handler's progress (fenced). The next attempt sees it in Task::checkpoint.
   [[nodiscard]] virtual result<void> checkpoint(const Lease& lease,
                                                 const nlohmann::json& progress) = 0;

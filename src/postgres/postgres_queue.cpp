@@ -34,6 +34,8 @@ TimePoint from_us(std::int64_t us) {
   return TimePoint{std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds{us})};
 }
 
+bool is_settled_status(TaskStatus s) { return s == TaskStatus::retrying || is_finished(s); }
+
 bool is_valid_schema(std::string_view s) {
   if (s.empty() || s.size() > 63 || (s[0] >= '0' && s[0] <= '9')) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
@@ -441,6 +443,19 @@ UPDATE @S.midas_tasks SET status = $3,
   updated_at = )sql" MIDAS_TS("$7") R"sql(
 WHERE id = $1 AND lease_token = $2 AND status = 'running')sql";
     settle_ = S(settle + " RETURNING id");
+    settle_batch_ = S(R"sql(
+UPDATE @S.midas_tasks t SET status = i.status,
+  run_at = CASE WHEN i.status = 'retrying' THEN )sql" MIDAS_TS("i.run_at") R"sql( ELSE t.run_at END,
+  attempt = t.attempt - i.given_back,
+  history = t.history || jsonb_build_array(i.record),
+  finished_at = CASE WHEN i.status IN ('succeeded', 'failed', 'cancelled') THEN )sql" MIDAS_TS(
+        "$2") R"sql( END,
+  lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
+  updated_at = )sql" MIDAS_TS("$2") R"sql(
+FROM jsonb_to_recordset($1::jsonb)
+  AS i(id bigint, token text, status text, run_at bigint, given_back int, record jsonb)
+WHERE t.id = i.id AND t.lease_token = i.token AND t.status = 'running'
+RETURNING t.id::text)sql");
     rescue_ = S(settle + " AND lease_expires_at < " MIDAS_TS("$7") " RETURNING id");
     checkpoint_ = S(R"sql(
 UPDATE @S.midas_tasks SET checkpoint = $3::jsonb, updated_at = )sql" MIDAS_TS("$4") R"sql(
@@ -526,7 +541,7 @@ GROUP BY queue, status ORDER BY queue)sql");
       Params p;
       p.add(queue).add(now).add(static_cast<std::int64_t>(request.limit - out.size()));
       p.add(request.worker_id).add(token_prefix).add(deadline);
-      MIDAS_TRY(r, exec(conn.get(), claim_, p, false, log()));
+      MIDAS_TRY(r, exec_relaxed(conn.get(), claim_, p));
       std::vector<ClaimedTask> batch;
       for (int row = 0; row < PQntuples(r.get()); ++row) {
         MIDAS_TRY(task, task_from_row(r.get(), row));
@@ -559,7 +574,7 @@ GROUP BY queue, status ORDER BY queue)sql");
     const TimePoint now = clock_.now();
     Params p;
     p.add(rows.dump()).add(now).add(now + lease);
-    MIDAS_TRY(r, exec(conn.get(), heartbeat_, p, false, log()));
+    MIDAS_TRY(r, exec_relaxed(conn.get(), heartbeat_, p));
     std::set<std::string> kept;
     for (int row = 0; row < PQntuples(r.get()); ++row) kept.insert(PQgetvalue(r.get(), row, 0));
     for (const auto& l : leases) {
@@ -570,6 +585,41 @@ GROUP BY queue, status ORDER BY queue)sql");
 
   result<void> settle(const Lease& lease, const Settlement& s) override {
     return transition(settle_, lease, s);
+  }
+
+  result<std::vector<std::error_code>> settle_batch(
+      std::span<const std::pair<Lease, Settlement>> items) override {
+    std::vector<std::error_code> out(items.size());
+    json rows = json::array();
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const auto& [lease, s] = items[i];
+      auto id = parse_int(lease.id);
+      if (!id) {
+        out[i] = errc::lease_lost;
+        continue;
+      }
+      if (!is_settled_status(s.status)) {
+        out[i] = errc::invalid_argument;
+        continue;
+      }
+      rows.push_back({{"id", *id},
+                      {"token", lease.token},
+                      {"status", to_string(s.status)},
+                      {"run_at", to_us(s.run_at)},
+                      {"given_back", s.counts_attempt ? 0 : 1},
+                      {"record", s.record}});
+    }
+    if (rows.empty()) return out;
+    MIDAS_TRY(conn, pool_.acquire());
+    Params p;
+    p.add(rows.dump(-1, ' ', false, json::error_handler_t::replace)).add(clock_.now());
+    MIDAS_TRY(r, exec(conn.get(), settle_batch_, p, /*acknowledging=*/true, log()));
+    std::set<std::string> recorded;
+    for (int row = 0; row < PQntuples(r.get()); ++row) recorded.insert(PQgetvalue(r.get(), row, 0));
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (!out[i] && !recorded.contains(items[i].first.id)) out[i] = errc::lease_lost;
+    }
+    return out;
   }
 
   result<void> rescue(const Lease& lease, const Settlement& s) override {
@@ -704,11 +754,23 @@ GROUP BY queue, status ORDER BY queue)sql");
  private:
   [[nodiscard]] const LogSink& log() const noexcept { return pool_.settings().options.log; }
 
-  result<void> transition(const std::string& sql, const Lease& lease, const Settlement& s) {
-    if (s.status != TaskStatus::succeeded && s.status != TaskStatus::retrying &&
-        s.status != TaskStatus::failed && s.status != TaskStatus::cancelled) {
-      return errc::invalid_argument;
+  // Runs one statement in a transaction whose commit does not wait for the WAL flush. Used for
+  // claims and heartbeats only: losing one in a server crash loses no task (a lost claim leaves
+  // the task claimable, so it runs again — at-least-once — and the first worker's ack is fenced
+  // out; a lost heartbeat only shortens a lease). Enqueues and acks always commit durably.
+  result<PgResultPtr> exec_relaxed(PGconn* conn, const std::string& sql, const Params& p) {
+    MIDAS_TRYV(exec(conn, "BEGIN; SET LOCAL synchronous_commit TO off", Params{}, false, log()));
+    auto r = exec(conn, sql, p, false, log());
+    if (!r) {
+      (void)exec(conn, "ROLLBACK", Params{}, false, log());
+      return r;
     }
+    MIDAS_TRYV(exec(conn, "COMMIT", Params{}, false, log()));
+    return r;
+  }
+
+  result<void> transition(const std::string& sql, const Lease& lease, const Settlement& s) {
+    if (!is_settled_status(s.status)) return errc::invalid_argument;
     auto id = parse_int(lease.id);
     if (!id) return errc::lease_lost;
     MIDAS_TRY(conn, pool_.acquire());
@@ -798,8 +860,8 @@ CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
   Pool pool_;
   std::string schema_;
   std::vector<std::string> warnings_;
-  std::string enqueue_, claim_, heartbeat_, settle_, rescue_, checkpoint_, expired_, get_, list_,
-      cancel_, requeue_, status_, prune_, stats_;
+  std::string enqueue_, claim_, heartbeat_, settle_, settle_batch_, rescue_, checkpoint_, expired_,
+      get_, list_, cancel_, requeue_, status_, prune_, stats_;
 
   std::mutex listen_mutex_;
   std::condition_variable listen_changed_;
