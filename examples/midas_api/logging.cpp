@@ -57,6 +57,9 @@ std::string dump_json(const nlohmann::json& j) {
 Logger::Logger(Level min_level, bool json, std::ostream* out)
     : min_level_(min_level), json_(json), out_(out ? out : &std::cerr) {}
 
+Logger::Logger(Level min_level, bool json, LineSink sink)
+    : min_level_(min_level), json_(json), out_(&std::cerr), sink_(std::move(sink)) {}
+
 void Logger::log(Level level, std::string_view message,
                  const nlohmann::json& fields) const noexcept {
   if (!enabled(level)) return;
@@ -84,7 +87,11 @@ void Logger::log(Level level, std::string_view message,
     }
     line += '\n';
     const std::lock_guard lock(mutex_);
-    *out_ << line << std::flush;
+    if (sink_) {
+      sink_(line);
+    } else {
+      *out_ << line << std::flush;
+    }
   } catch (...) {
     // Logging must never take a request down.
   }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include <functional>
 #include <iosfwd>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -26,8 +27,13 @@ enum class Level { debug = 0, info = 1, warning = 2, error = 3 };
  *  written with U+FFFD instead of failing. Never pass credentials, query strings or keys. */
 class Logger {
  public:
+  /// Receives whole lines (with their newline), one call at a time.
+  using LineSink = std::function<void(std::string_view line)>;
+
   /// Lines below `min_level` are dropped; `out` must outlive the logger (default std::cerr).
   explicit Logger(Level min_level = Level::info, bool json = true, std::ostream* out = nullptr);
+  /// Lines go to `sink` instead of a stream (tests).
+  Logger(Level min_level, bool json, LineSink sink);
 
   /// True when a line of `level` would be written.
   [[nodiscard]] bool enabled(Level level) const noexcept { return level >= min_level_; }
@@ -59,6 +65,7 @@ class Logger {
   Level min_level_;
   bool json_;
   std::ostream* out_;
+  LineSink sink_{};
   mutable std::mutex mutex_;
 };
 

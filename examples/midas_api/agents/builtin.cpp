@@ -2,9 +2,7 @@
 #include "agents/builtin.hpp"
 
 #include "agents/mock_agents.hpp"
-#if MIDAS_API_HAS_ICELAND_AGENT
 #include "agents/iceland_bonus_card.hpp"
-#endif
 
 namespace midas_api {
 
@@ -13,7 +11,6 @@ void register_builtin_agents(AgentRegistry& registry,
                              const Logger& log) {
   register_mock_agents(registry, std::move(data),
                        MockOptions{.slow_user_delay = config.mock_slow_user_delay});
-#if MIDAS_API_HAS_ICELAND_AGENT
   AgentContext context;
   context.slug = std::string(kIcelandBonusCardSlug);
   if (auto it = config.merchants.find(kIcelandBonusCardSlug); it != config.merchants.end()) {
@@ -28,13 +25,11 @@ void register_builtin_agents(AgentRegistry& registry,
             {{"agent", std::string(kIcelandBonusCardSlug)}});
   };
   register_iceland_bonus_card(registry, std::move(context));
-#endif
   for (const auto& [slug, merchant] : config.merchants) {
     if (!registry.find(slug)) {
       log.warning("MERCHANT_CONFIG names a slug no agent serves", {{"slug", slug}});
     }
   }
-  (void)log;
 }
 
 }  // namespace midas_api

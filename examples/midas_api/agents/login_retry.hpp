@@ -43,7 +43,8 @@ class InProcessLoginRetryStore final : public LoginRetryStore {
                                           std::int64_t scheme_account_id);
 
 /** Logs `agent` in under the retry limit: at the limit (count >= retry_limit) the key is maxed
- *  out for 900 s and RetryLimitReachedError (429) is thrown without calling the merchant; a failed
+ *  out for 900 s (again at each blocked attempt, as the original's SETEX) and
+ *  RetryLimitReachedError (429) is thrown without calling the merchant; a failed
  *  login increments the count (except, after a join, errors needing system action, as the
  *  original) and rethrows; anything else thrown also counts as a failed login and is rethrown
  *  (the HTTP layer answers it as 520 Unknown error). A success does not reset the count (as the
