@@ -567,7 +567,11 @@ MIDAS_CONFORMANCE_CASE(
       },
       {.retry = fixed(1s, 5)});
   const TaskId id = add(env.q(), reg.spec("slow", json::object()));
-  Worker worker{env.q(), reg, worker_options(log, {"default"}, /*passive=*/true)};
+  // One slot: with a free one, the worker's own fetcher could claim the rescued task before the
+  // thief does (legitimately), which is not what this case is about.
+  WorkerOptions options = worker_options(log, {"default"}, /*passive=*/true);
+  options.concurrency = 1;
+  Worker worker{env.q(), reg, options};
   const WorkerStats stats = worker.run_until_idle();
 
   REQUIRE(thief.has_value());
