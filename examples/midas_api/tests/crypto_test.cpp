@@ -755,7 +755,9 @@ TEST_CASE("the user store and card tables load") {
   CHECK(users.find_by_email("SIX@testbink.com") == six);
   CHECK(users.find_by_email("nobody@testbink.com") == nullptr);
   // Every user matches the file, field by field.
-  for (const auto& [id, u] : raw.at("users").items()) {
+  for (const auto& item : raw.at("users").items()) {
+    const std::string id = item.key();  // not a structured binding: clang 14 cannot capture one
+    const json& u = item.value();
     CAPTURE(id);
     const auto* user = users.find(id);
     REQUIRE(user != nullptr);
