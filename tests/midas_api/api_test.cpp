@@ -527,7 +527,7 @@ TEST_SUITE("midas_api http") {
     CHECK_FALSE(r->reason.empty());
   }
 
-  TEST_CASE("value labels longer than 11 characters become Reward; vouchers and balance kept") {
+  TEST_CASE("value labels longer than 11 characters become Reward, vouchers and balance are kept") {
     TestApp app(test_config(), add_scripted);
     auto r = query(app, "scripted", {{"mode", "long_label"}}, 3);
     REQUIRE(r);
@@ -695,7 +695,7 @@ TEST_SUITE("midas_api http") {
 }
 
 TEST_SUITE("midas_api publishing") {
-  TEST_CASE("a balance publishes to Hades and Hermes status 1; an error publishes its code") {
+  TEST_CASE("a balance publishes to Hades and Hermes status 1, an error publishes its code") {
     HermesStub stub;
     Config c = test_config();
     c.hermes_url = stub.url("/hermes");
@@ -752,7 +752,7 @@ TEST_SUITE("midas_api publishing") {
     CHECK(app.services().metrics.counter_value("midas_api_publish_total", {"hermes", "sent"}) >= 4);
   }
 
-  TEST_CASE("a slow Hermes never slows a balance; a full publish queue drops and counts") {
+  TEST_CASE("a slow Hermes never slows a balance, a full publish queue drops and counts") {
     HermesStub slow(200, std::chrono::milliseconds{1500});
     Config c = test_config();
     c.hermes_url = slow.url("/hermes");
