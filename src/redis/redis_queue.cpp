@@ -405,6 +405,44 @@ class RedisQueue final : public Queue {
     return apply(lease, s, true);
   }
 
+  result<std::vector<std::error_code>> settle_batch(
+      std::span<const std::pair<Lease, Settlement>> items) override {
+    std::vector<std::error_code> out(items.size());
+    const std::int64_t now = to_us(clock_.now());
+    std::vector<RedisCommand> commands;
+    std::vector<std::size_t> sent;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const auto& [lease, s] = items[i];
+      auto id = parse_id(lease.id);
+      if (!is_settled_status(s.status)) {
+        out[i] = errc::invalid_argument;
+      } else if (!id) {
+        out[i] = errc::lease_lost;
+      } else {
+        commands.push_back(settle_command(*id, lease, s, now, false));
+        sent.push_back(i);
+      }
+    }
+    if (commands.empty()) return out;
+    // One pipelined round trip; each call is its own fenced script, so resending the lot after a
+    // lost reply applies each outcome at most once (as in apply()).
+    auto replies = call(commands, OnLost::in_doubt);
+    bool resent = false;
+    if (!replies && replies.error() == errc::in_doubt) {
+      replies = call(commands, OnLost::in_doubt);
+      if (!replies) {
+        for (std::size_t i : sent) out[i] = errc::in_doubt;
+        return out;
+      }
+      resent = true;
+    }
+    if (!replies) return replies.error();
+    for (std::size_t k = 0; k < sent.size(); ++k) {
+      out[sent[k]] = settle_outcome(*replies.value()[k], resent);
+    }
+    return out;
+  }
+
   result<void> checkpoint(const Lease& lease, const nlohmann::json& progress) override {
     auto id = parse_id(lease.id);
     if (!id) return errc::lease_lost;
@@ -848,16 +886,32 @@ class RedisQueue final : public Queue {
 
   // --- transitions ------------------------------------------------------------------------------
 
+  // The settle script's call for one outcome.
+  [[nodiscard]] RedisCommand settle_command(const ParsedId& id, const Lease& lease,
+                                            const Settlement& s, std::int64_t now,
+                                            bool rescuing) const {
+    const json record = s.record;
+    return eval(
+        Script::settle, id.queue, now,
+        {id.seq, lease.token, std::string{to_string(s.status)}, std::to_string(to_us(s.run_at)),
+         s.counts_attempt ? "1" : "0", dump(record), rescuing ? "1" : "0"});
+  }
+
+  // What the settle script answered: 0 recorded, 1 fenced out. After a resend (the first reply
+  // was lost), "fenced out" may mean the first call was recorded: in_doubt.
+  static std::error_code settle_outcome(const redisReply& reply, bool resent) {
+    auto code = integer_reply(reply);
+    if (!code) return code.error();
+    if (code.value() == 0) return {};
+    if (code.value() == 1) return resent ? errc::in_doubt : errc::lease_lost;
+    return errc::protocol_error;
+  }
+
   result<void> apply(const Lease& lease, const Settlement& s, bool rescuing) {
     if (!is_settled_status(s.status)) return errc::invalid_argument;
     auto id = parse_id(lease.id);
     if (!id) return errc::lease_lost;
-    const std::int64_t now = to_us(clock_.now());
-    const json record = s.record;
-    RedisCommand command = eval(
-        Script::settle, id->queue, now,
-        {id->seq, lease.token, std::string{to_string(s.status)}, std::to_string(to_us(s.run_at)),
-         s.counts_attempt ? "1" : "0", dump(record), rescuing ? "1" : "0"});
+    const RedisCommand command = settle_command(*id, lease, s, to_us(clock_.now()), rescuing);
     auto reply = call1(command, OnLost::in_doubt);
     bool resent = false;
     if (!reply && reply.error() == errc::in_doubt) {
@@ -869,10 +923,9 @@ class RedisQueue final : public Queue {
       resent = true;
     }
     if (!reply) return reply.error();
-    MIDAS_TRY(code, integer_reply(*reply.value()));
-    if (code == 0) return success();
-    if (code == 1) return resent ? errc::in_doubt : errc::lease_lost;
-    return errc::protocol_error;
+    const std::error_code ec = settle_outcome(*reply.value(), resent);
+    if (ec) return ec;
+    return success();
   }
 
   // --- queues and durability --------------------------------------------------------------------

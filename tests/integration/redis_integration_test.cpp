@@ -464,6 +464,91 @@ TEST_SUITE("redis integration") {
     CHECK(t.value().history.size() == 1);
   }
 
+  TEST_CASE("settle_batch records many outcomes in one call and fences each one" *
+            doctest::skip(no_redis())) {
+    Fixture f{*rt::test_url()};
+    std::vector<TaskSpec> specs{job(1), job(2), job(3)};
+    REQUIRE(f.queue->enqueue_batch(specs));
+    auto claimed =
+        f.queue->claim({.queues = {"default"}, .limit = 3, .worker_id = "w", .lease = 1h});
+    REQUIRE(claimed);
+    REQUIRE(claimed.value().size() == 3);
+    const auto& c = claimed.value();
+    Settlement done;
+    done.record.attempt = 1;
+    done.record.decision = "succeeded";
+    Settlement retry;
+    retry.status = TaskStatus::retrying;
+    retry.run_at = f.queue->clock().now() + 1h;
+    retry.record.attempt = 1;
+    retry.record.decision = "retry";
+    Settlement not_an_outcome;
+    not_an_outcome.status = TaskStatus::running;
+    Lease forged = c[2].lease;
+    forged.token = "forged";
+    Lease unknown = c[2].lease;
+    unknown.id = "no-such-task";
+    const std::vector<std::pair<Lease, Settlement>> items{{c[0].lease, done},
+                                                          {c[1].lease, retry},
+                                                          {forged, done},
+                                                          {unknown, done},
+                                                          {c[2].lease, not_an_outcome}};
+    auto codes = f.queue->settle_batch(items);
+    REQUIRE(codes);
+    REQUIRE(codes.value().size() == items.size());
+    CHECK_FALSE(codes.value()[0]);
+    CHECK_FALSE(codes.value()[1]);
+    CHECK(codes.value()[2] == errc::lease_lost);
+    CHECK(codes.value()[3] == errc::lease_lost);
+    CHECK(codes.value()[4] == errc::invalid_argument);
+    CHECK(f.queue->get(c[0].task.id).value().status == TaskStatus::succeeded);
+    CHECK(f.queue->get(c[1].task.id).value().status == TaskStatus::retrying);
+    CHECK(f.queue->get(c[2].task.id).value().status == TaskStatus::running);
+    // Settled leases are used up: the same batch again is fenced out item by item.
+    codes = f.queue->settle_batch(std::span{items}.first(2));
+    REQUIRE(codes);
+    CHECK(codes.value()[0] == errc::lease_lost);
+    CHECK(codes.value()[1] == errc::lease_lost);
+    CHECK(f.queue->get(c[0].task.id).value().history.size() == 1);
+  }
+
+  TEST_CASE(
+      "a lost reply to a batch of settlements is in_doubt for each and applies nothing twice" *
+      doctest::skip(no_private_server())) {
+    rt::PrivateServer server{56385, {"--appendonly", "yes"}};
+    REQUIRE(server.start());
+    RedisOptions options;
+    options.command_timeout = 300ms;
+    Fixture f{server.url(), options};
+    std::vector<TaskSpec> specs{job(1), job(2)};
+    REQUIRE(f.queue->enqueue_batch(specs));
+    auto claimed =
+        f.queue->claim({.queues = {"default"}, .limit = 2, .worker_id = "w", .lease = 1h});
+    REQUIRE(claimed);
+    REQUIRE(claimed.value().size() == 2);
+    Settlement done;
+    done.record.attempt = 1;
+    done.record.decision = "succeeded";
+    const std::vector<std::pair<Lease, Settlement>> items{{claimed.value()[0].lease, done},
+                                                          {claimed.value()[1].lease, done}};
+    rt::RawRedis raw{f.url};
+    auto paused = raw.command({"CLIENT", "PAUSE", "1500", "WRITE"});
+    REQUIRE(paused);
+    auto codes = f.queue->settle_batch(items);
+    REQUIRE(codes);
+    CHECK(codes.value() == std::vector<std::error_code>(2, make_error_code(errc::in_doubt)));
+    std::this_thread::sleep_for(1500ms);
+    codes = f.queue->settle_batch(items);
+    REQUIRE(codes);
+    CHECK(codes.value() == std::vector<std::error_code>(2, std::error_code{}));
+    for (const auto& c : claimed.value()) {
+      auto t = f.queue->get(c.task.id);
+      REQUIRE(t);
+      CHECK(t.value().status == TaskStatus::succeeded);
+      CHECK(t.value().history.size() == 1);
+    }
+  }
+
   TEST_CASE("durability findings are logged and shown in stats" *
             doctest::skip(no_private_server())) {
     SUBCASE("appendonly no and allkeys-lru are warned about, in the log and in stats") {
