@@ -192,6 +192,7 @@ class PrivateServer {
   /// its data loaded. False if it did not come up within 10 s.
   bool start() {
     if (dir_.empty()) return false;
+    if (RawRedis{url()}.ok()) return false;  // the port is taken by some other server
     pid_ = fork();
     if (pid_ == 0) {
       // Dies with the test, even if the test crashes; keeps the test's output pipes free.
@@ -228,7 +229,8 @@ class PrivateServer {
       RawRedis r{url()};
       if (r.ok()) {
         Reply pong = r.command({"PING"});
-        if (pong && pong->type == REDIS_REPLY_STATUS) return true;
+        int status = 0;
+        if (pong && pong->type == REDIS_REPLY_STATUS) return waitpid(pid_, &status, WNOHANG) == 0;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds{20});
     }
