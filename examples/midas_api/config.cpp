@@ -244,7 +244,8 @@ std::string environment_help() {
   RETRY_UNIT_SECONDS      join retry unit, fractions allowed (60)    } (issue 6): read and
   MAX_RETRY_COUNT         join retries after the first attempt (3)   } validated now
   WORKER_CONCURRENCY      join workers (4)                           }
-  HTTP_THREADS            request thread pool size (default 8)
+  HTTP_THREADS            request threads (default 32); each keep-alive connection holds one while
+                          open, so more concurrent connections than this wait
   PUBLISH_QUEUE_CAPACITY  Hermes/Hades calls waiting to be sent before new ones are dropped (10000)
   PUBLISH_THREADS         threads sending Hermes/Hades calls (2)
   MOCK_SLOW_USER_SECONDS  login delay of the mock "slow" users 999000-999004 (default 60)

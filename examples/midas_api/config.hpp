@@ -44,7 +44,7 @@ struct Config {
   double retry_unit_seconds = 60;         ///< RETRY_UNIT_SECONDS (fractions allowed).
   int max_retry_count = 3;                ///< MAX_RETRY_COUNT.
   int worker_concurrency = 4;             ///< WORKER_CONCURRENCY.
-  int http_threads = 8;                   ///< HTTP_THREADS: the request thread pool.
+  int http_threads = 32;  ///< HTTP_THREADS: the request thread pool (one per open connection).
   std::size_t publish_queue_capacity = 10000;  ///< PUBLISH_QUEUE_CAPACITY.
   int publish_threads = 2;                     ///< PUBLISH_THREADS.
   std::string service_api_key{};  ///< SERVICE_API_KEY: sent as `Authorization: token <key>`.

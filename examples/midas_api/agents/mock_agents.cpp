@@ -45,17 +45,18 @@ std::mt19937_64& rng() {
   return engine;
 }
 
-std::string random_digits(int n) {
+// `prefix` then n random digits (appended: GCC 12 -Wrestrict misfires on "x" + temporary).
+std::string random_digits(std::string prefix, int n) {
   std::uniform_int_distribution<int> d(0, 9);
-  std::string s;
+  std::string s = std::move(prefix);
   for (int i = 0; i < n; ++i) s += static_cast<char>('0' + d(rng()));
   return s;
 }
 
-std::string random_hex(int n) {
+std::string random_hex(std::string prefix, int n) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::uniform_int_distribution<int> d(0, 15);
-  std::string s;
+  std::string s = std::move(prefix);
   for (int i = 0; i < n; ++i) s += kHex[d(rng())];
   return s;
 }
@@ -138,7 +139,7 @@ class MockAgentIce final : public MockAgent {
     if (has_all(c, kIcelandJoinFields)) {
       user_record_ = &user_or_403("000000");
       std::string card =
-          cred(c, "card_number").value_or(cred(c, "barcode").value_or("9000" + random_digits(15)));
+          cred(c, "card_number").value_or(cred(c, "barcode").value_or(random_digits("9000", 15)));
       identifier_ = {{"card_number", card}, {"barcode", card}, {"merchant_identifier", "testjoin"}};
       return;
     }
@@ -244,7 +245,7 @@ class MockAgentHn final : public MockAgent {
     }
     if (has_all(c, kHnJoinFields)) {
       user_record_ = &user_or_403("000000");
-      identifier_ = {{"card_number", "911" + random_digits(10)}};
+      identifier_ = {{"card_number", random_digits("911", 10)}};
       return;
     }
     auto card = cred(c, "card_number");
@@ -314,7 +315,7 @@ class MockPerformance final : public MockAgent {
     if (!card) card = cred(user_.credentials, "barcode");
     if (card && card->starts_with("0")) throw AgentError(errors::pre_registered_card);
     identifier_ = nlohmann::json::object();
-    if (!card) identifier_ = {{"card_number", "1" + random_hex(32)}};
+    if (!card) identifier_ = {{"card_number", random_hex("1", 32)}};
   }
 
   std::optional<Balance> balance() override {
