@@ -138,7 +138,7 @@ TEST_CASE("a good login gives the merchant's balance, transactions and new ident
   CHECK_FALSE(calls[0]["headers"].contains("authorization"));
 }
 
-TEST_CASE("balance() logs in by itself; amounts keep the merchant's decimals") {
+TEST_CASE("balance() logs in by itself and amounts keep the merchant's decimals") {
   Fixture f;
   auto one = f.agent(creds("6332040011111111111", "one", "rg1 1aa"));
   const auto b = one->balance();
@@ -170,7 +170,7 @@ TEST_CASE("an api_key in the merchant config is sent as Authorization: Token") {
   CHECK(capture([&] { refused->login(); }).code == 403);  // merchant 401 -> 403
 }
 
-TEST_CASE("merchant error codes map through the agent's table; unknown codes are 520") {
+TEST_CASE("merchant error codes map through the agent's table, unknown codes are 520") {
   Fixture f;
   struct Case {
     json credentials;
@@ -242,7 +242,7 @@ TEST_CASE("HTTP error statuses map to Midas errors, the status kept as the neste
   CHECK(midas_api::merchant_error_for_status(504).code == 535);
 }
 
-TEST_CASE("500, 502 and 504 are retried with backoff; a later success is a success") {
+TEST_CASE("500, 502 and 504 are retried with backoff, and a later success is a success") {
   Fixture f;
   f.fault(json::array({json{{"path_prefix", "/merchant/login"}, {"status", 500}},
                        json{{"path_prefix", "/merchant/login"}, {"status", 502}},
