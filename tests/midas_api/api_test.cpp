@@ -611,6 +611,36 @@ TEST_SUITE("midas_api http") {
     CHECK(a.contains("iceland-bonus-card"));
   }
 
+  TEST_CASE("iceland-bonus-card without a MERCHANT_CONFIG entry answers 536 Configuration error") {
+    TestApp app;
+    auto r = query(app, "iceland-bonus-card", iceland("6332040066666666666", "six", "rg6 6aa"));
+    REQUIRE(r);
+    CHECK(r->status == 536);
+    json b = body_of(r);
+    CHECK(b["code"] == 536);
+    CHECK(b["name"] == "Configuration error");
+    CHECK(app.log_text().find("no MERCHANT_CONFIG entry for iceland-bonus-card") !=
+          std::string::npos);
+  }
+
+  TEST_CASE("start-up stops on an unusable backend URL or data directory, naming the setting") {
+    Logger quiet(Level::error, true, [](std::string_view) {});
+    for (const char* url : {"bogus", "ftp://x", "postgresql://"}) {
+      CAPTURE(url);
+      Config c = test_config();
+      c.backend_url = url;
+      try {
+        (void)build_services(c, quiet);
+        FAIL("start-up should have failed");
+      } catch (const ConfigError& e) {
+        CHECK(e.setting() == "MIDAS_BACKEND_URL");
+      }
+    }
+    Config c = test_config();
+    c.data_dir = "/no/such/dir";
+    CHECK_THROWS_AS((void)build_services(c, quiet), StartupError);
+  }
+
   TEST_CASE("healthz and readyz") {
     TestApp app;
     auto h = app.get("/healthz");

@@ -92,9 +92,13 @@ bool Publisher::wait_idle(std::chrono::milliseconds timeout) {
 }
 
 void Publisher::stop(std::chrono::milliseconds drain) {
+  // Concurrent callers (a signal thread and main) wait for the first one to finish.
+  std::call_once(stop_once_, [this, drain] { stop_once(drain); });
+}
+
+void Publisher::stop_once(std::chrono::milliseconds drain) {
   {
     std::unique_lock lock(mutex_);
-    if (stopping_) return;
     accepting_ = false;
     if (!threads_.empty()) {
       idle_cv_.wait_for(lock, drain, [this] { return queue_.empty() && in_flight_ == 0; });

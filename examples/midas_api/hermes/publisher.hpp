@@ -62,6 +62,7 @@ class Publisher {
 
  private:
   void run();
+  void stop_once(std::chrono::milliseconds drain);
   void send(const OutboundCall& call, struct ClientCache& clients);
 
   struct Base {
@@ -82,6 +83,7 @@ class Publisher {
   bool accepting_ = true;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+  std::once_flag stop_once_;
 };
 
 /** Splits "http://host:port/prefix/" into {"http://host:port", "/prefix"}; the scheme must be

@@ -468,6 +468,7 @@ void Server::start() {
 
 void Server::stop() {
   stop_requested_ = true;
+  const std::lock_guard lock(stop_mutex_);
   // A stop() before listen_after_bind() set is_running would be lost: wait for it briefly.
   for (int i = 0; i < 2000 && listening_ && !http_->is_running(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds{1});

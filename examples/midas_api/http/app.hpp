@@ -4,6 +4,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -107,6 +108,7 @@ class Server {
   int port_ = 0;
   std::atomic<bool> listening_{false};
   std::atomic<bool> stop_requested_{false};
+  std::mutex stop_mutex_;
   std::thread thread_;
 };
 
