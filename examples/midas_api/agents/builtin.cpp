@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "agents/builtin.hpp"
 
-#include "agents/mock_agents.hpp"
 #include "agents/iceland_bonus_card.hpp"
+#include "agents/mock_agents.hpp"
 
 namespace midas_api {
 
