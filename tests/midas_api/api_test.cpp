@@ -716,8 +716,16 @@ TEST_SUITE("midas_api http") {
     auto bad =
         query(app, "iceland-bonus-card-mock", iceland("6332040066666666666", "secretname", "x"));
     REQUIRE(bad);
-    const std::string log = app.log_text();
+    // The access log line is written after the answer: wait for it.
+    std::string log = app.log_text();
+    for (int i = 0; i < 200 && log.find("secretname") == std::string::npos &&
+                    log.find(R"("status":403)") == std::string::npos;
+         ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+      log = app.log_text();
+    }
     CHECK(log.find("/iceland-bonus-card-mock/balance") != std::string::npos);
+    CHECK(log.find(R"("status":403)") != std::string::npos);
     CHECK(log.find(c.substr(0, 24)) == std::string::npos);
     CHECK(log.find("6332040066666666666") == std::string::npos);
     CHECK(log.find("secretname") == std::string::npos);

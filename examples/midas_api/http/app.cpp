@@ -206,7 +206,17 @@ void install_routes(httplib::Server& server, Services& s) {
   // Bodies for the statuses cpp-httplib produces itself (unknown route 404, 413, 414, bad
   // request line 400): always JSON.
   server.set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+      httplib::Server::HandlerWithResponse([&s](const httplib::Request&, httplib::Response& res) {
+        // Requests no route took are counted here, before the answer is written (the logger
+        // runs after, too late for a client that reads /metrics right away).
+        if (!t_routed) {
+          try {
+            s.metrics.observe_request("", "unmatched", res.status,
+                                      t_started ? seconds_since(t_start) : 0.0);
+          } catch (...) {
+          }
+          t_routed = true;
+        }
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         write_json(res, res.status, {{"message", status_message(res.status)}});
         return httplib::Server::HandlerResponse::Handled;
@@ -222,7 +232,6 @@ void install_routes(httplib::Server& server, Services& s) {
   server.set_logger([&s](const httplib::Request& req, const httplib::Response& res) {
     try {
       const double seconds = t_started ? seconds_since(t_start) : 0.0;
-      if (!t_routed) s.metrics.observe_request("", "unmatched", res.status, seconds);
       if (s.log.enabled(Level::info)) {
         // The path only: query strings carry credentials.
         const std::string path = req.path.size() > 200 ? req.path.substr(0, 200) + "..." : req.path;
