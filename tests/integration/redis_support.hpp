@@ -16,6 +16,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <random>
@@ -224,7 +226,8 @@ class PrivateServer {
       _exit(127);
     }
     if (pid_ < 0) return false;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+    // Generous: under sanitizers on a loaded 2-core machine a start has taken more than 10 s.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
     while (std::chrono::steady_clock::now() < deadline) {
       RawRedis r{url()};
       if (r.ok()) {
@@ -234,6 +237,9 @@ class PrivateServer {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds{20});
     }
+    std::ifstream log{dir_ + "/redis.log"};  // say why, for the test's output
+    std::cerr << "redis-server on port " << port_ << " did not answer PING; its log:\n"
+              << log.rdbuf() << "\n";
     return false;
   }
 
