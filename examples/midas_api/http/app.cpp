@@ -12,6 +12,9 @@
 
 #include "agents/builtin.hpp"
 #include "agents/login_retry.hpp"
+#ifdef MIDAS_API_HAS_REDIS
+#include "agents/redis_login_retry.hpp"
+#endif
 #include "crypto/base64.hpp"
 #include "crypto/credentials.hpp"
 #include "http/errors.hpp"
@@ -403,12 +406,26 @@ std::unique_ptr<Services> build_services(Config config, const Logger& log) {
   }
 
   // Login retry limit.
-  s->retries = std::make_unique<InProcessLoginRetryStore>();
-  if (!c.redis_url.empty() || c.backend_url.starts_with("redis://")) {
-    log.warning(
-        "login retry counts are kept in process: the Redis-backed store is not built yet, so "
-        "several midas-api processes do not share them");
+  // In Redis when the service has one (REDIS_URL, else a redis:// backend), as the original kept
+  // its counters, so every midas-api process shares them; in process otherwise.
+  const std::string retry_redis = !c.redis_url.empty()                    ? c.redis_url
+                                  : c.backend_url.starts_with("redis://") ? c.backend_url
+                                                                          : std::string{};
+#ifdef MIDAS_API_HAS_REDIS
+  if (!retry_redis.empty()) {
+    try {
+      s->retries = std::make_unique<RedisLoginRetryStore>(
+          retry_redis, [&log](const std::string& m) { log.warning(m); });
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError(c.redis_url.empty() ? "MIDAS_BACKEND_URL" : "REDIS_URL", e.what());
+    }
   }
+#else
+  if (!retry_redis.empty()) {
+    log.warning("login retry counts are kept in process: this build has no hiredis");
+  }
+#endif
+  if (!s->retries) s->retries = std::make_unique<InProcessLoginRetryStore>();
 
   // Hermes/Hades.
   PublisherOptions po{.hermes_url = c.hermes_url,
