@@ -232,6 +232,15 @@ Result drain_workload(Queue& q, const Options& o, const std::string& queue, cons
   const double span = static_cast<double>(last.load() - first.load()) / 1e9;
   r.fields["first_to_last_tasks_per_s"] =
       o.tasks > 1 && span > 0 ? json(std::round((n - 1) / span)) : json();
+  // Where the time outside the handlers went: start-up (connect, first claim) and the tail (the
+  // last acks), so a rate lower than first_to_last_tasks_per_s can be explained.
+  const std::int64_t t0_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
+  if (ws.succeeded > 0) {
+    r.fields["first_task_after_s"] = round_to(static_cast<double>(first.load() - t0_ns) / 1e9, 6);
+    r.fields["last_ack_after_last_task_s"] =
+        round_to(elapsed - static_cast<double>(last.load() - t0_ns) / 1e9, 6);
+  }
   r.fields["succeeded"] = ws.succeeded;
   r.fields["backend_errors"] = ws.backend_errors;
   r.rows.emplace_back("drain, " + std::to_string(o.concurrency) + " slots",
@@ -570,9 +579,27 @@ Result crash_workload(Queue& q, const Options& o, const std::string& queue) {
     }
   }
   std::size_t ran_twice = 0;
-  std::size_t finished_twice = 0;
+  std::size_t handler_completed_twice = 0;
   for (const auto& [i, c] : starts) ran_twice += c > 1 ? 1 : 0;
-  for (const auto& [i, c] : dones) finished_twice += c > 1 ? 1 : 0;
+  // A handler that completed but whose worker was killed before its ack landed runs again:
+  // at-least-once, reported but not a failure.
+  for (const auto& [i, c] : dones) handler_completed_twice += c > 1 ? 1 : 0;
+  // Finished twice = a success recorded twice by the backend, which fencing must prevent.
+  std::size_t finished_twice = 0;
+  std::optional<std::error_code> history_error;
+  for (std::size_t offset = 0;; offset += 1000) {
+    auto page = q.list({.queue = queue, .limit = 1000, .offset = offset});
+    if (!page) {
+      history_error = page.error();
+      break;
+    }
+    for (const auto& t : page.value()) {
+      const auto successes = std::count_if(t.history.begin(), t.history.end(),
+                                           [](const auto& a) { return a.decision == "succeeded"; });
+      finished_twice += successes > 1 ? 1 : 0;
+    }
+    if (page.value().size() < 1000) break;
+  }
   json recovery;
   bool all_recovered = true;
   std::int64_t latest = kill_ms;
@@ -596,6 +623,7 @@ Result crash_workload(Queue& q, const Options& o, const std::string& queue) {
   r.fields["lost"] = lost;
   r.fields["ran_twice"] = ran_twice;
   r.fields["finished_twice"] = finished_twice;
+  r.fields["handler_completed_twice"] = handler_completed_twice;
   r.fields["recovery_s"] = recovery;
   r.fields["all_done_after_kill_s"] = done ? json(round_to(after_kill, 3)) : json();
   r.fields["total_s"] = done ? json(round_to(total, 3)) : json();
@@ -613,6 +641,7 @@ Result crash_workload(Queue& q, const Options& o, const std::string& queue) {
     if (stats_error) why += " (last stats error: " + stats_error->message() + ")";
     return failed(r, why);
   }
+  if (history_error) return failed(r, problem("list (history check)", *history_error));
   if (finished_twice != 0) {
     return failed(r, std::to_string(finished_twice) + " task(s) finished twice");
   }
