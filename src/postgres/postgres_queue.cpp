@@ -541,7 +541,9 @@ GROUP BY queue, status ORDER BY queue)sql");
       Params p;
       p.add(queue).add(now).add(static_cast<std::int64_t>(request.limit - out.size()));
       p.add(request.worker_id).add(token_prefix).add(deadline);
-      MIDAS_TRY(r, exec_relaxed(conn.get(), claim_, p));
+      // enable_sort off: with stale statistics on a new queue the planner sorted every queued
+      // row through the listing index (15.7 ms a claim instead of 0.7 ms on 20000 tasks).
+      MIDAS_TRY(r, exec_relaxed(conn.get(), claim_, p, "; SET LOCAL enable_sort TO off"));
       std::vector<ClaimedTask> batch;
       for (int row = 0; row < PQntuples(r.get()); ++row) {
         MIDAS_TRY(task, task_from_row(r.get(), row));
@@ -758,8 +760,10 @@ GROUP BY queue, status ORDER BY queue)sql");
   // claims and heartbeats only: losing one in a server crash loses no task (a lost claim leaves
   // the task claimable, so it runs again — at-least-once — and the first worker's ack is fenced
   // out; a lost heartbeat only shortens a lease). Enqueues and acks always commit durably.
-  result<PgResultPtr> exec_relaxed(PGconn* conn, const std::string& sql, const Params& p) {
-    MIDAS_TRYV(exec(conn, "BEGIN; SET LOCAL synchronous_commit TO off", Params{}, false, log()));
+  result<PgResultPtr> exec_relaxed(PGconn* conn, const std::string& sql, const Params& p,
+                                   std::string_view more_settings = {}) {
+    MIDAS_TRYV(exec(conn, "BEGIN; SET LOCAL synchronous_commit TO off" + std::string{more_settings},
+                    Params{}, false, log()));
     auto r = exec(conn, sql, p, false, log());
     if (!r) {
       (void)exec(conn, "ROLLBACK", Params{}, false, log());
