@@ -19,6 +19,22 @@
 
 namespace midas_api {
 
+/// A credential as text: strings as they are, integers printed; nullopt when absent or empty.
+/// Shared by every agent that reads credential fields.
+inline std::optional<std::string> credential_text(const nlohmann::json& credentials,
+                                                  const char* key) {
+  if (!credentials.is_object()) return std::nullopt;
+  auto it = credentials.find(key);
+  if (it == credentials.end()) return std::nullopt;
+  if (it->is_string()) {
+    auto s = it->get<std::string>();
+    if (s.empty()) return std::nullopt;
+    return s;
+  }
+  if (it->is_number_integer()) return it->dump();
+  return std::nullopt;
+}
+
 // --- errors -------------------------------------------------------------------------------------
 
 /// Identity of one Midas error: its class name in errors.json, its code and its (non-unique) name.

@@ -40,20 +40,6 @@ std::string uuid4() {
   return s;
 }
 
-/// A credential as text: strings as they are, integers printed; nullopt when absent or empty.
-std::optional<std::string> credential(const json& credentials, const char* key) {
-  if (!credentials.is_object()) return std::nullopt;
-  auto it = credentials.find(key);
-  if (it == credentials.end()) return std::nullopt;
-  if (it->is_string()) {
-    auto s = it->get<std::string>();
-    if (s.empty()) return std::nullopt;
-    return s;
-  }
-  if (it->is_number_integer()) return it->dump();
-  return std::nullopt;
-}
-
 /// A merchant amount (JSON number or decimal string) as decimal text; nullopt when not one.
 std::optional<std::string> amount_text(const json& j) {
   if (j.is_number_integer() || j.is_number_unsigned()) return j.dump();
@@ -127,13 +113,13 @@ class IcelandBonusCard final : public Agent {
     const json& c = user_.credentials;
     json payload = json::object();
     for (const char* key : {"card_number", "last_name", "postcode"}) {
-      auto value = credential(c, key);
+      auto value = credential_text(c, key);
       if (!value)
         throw AgentError(errors::unknown, std::string("missing the credential '") + key + "'");
       payload[key] = *value;
     }
     add_ids(payload);
-    if (auto id2 = credential(c, "merchant_identifier")) payload["merchant_scheme_id2"] = *id2;
+    if (auto id2 = credential_text(c, "merchant_identifier")) payload["merchant_scheme_id2"] = *id2;
 
     const json answer = post("/login", payload);
     throw_for_error_codes(answer);
@@ -156,7 +142,7 @@ class IcelandBonusCard final : public Agent {
       auto v = answer.find(from);
       if (v == answer.end() || !v->is_string() || v->get_ref<const std::string&>().empty())
         continue;
-      if (credential(c, to) != v->get<std::string>()) identifier_[to] = *v;
+      if (credential_text(c, to) != v->get<std::string>()) identifier_[to] = *v;
     }
     logged_in_ = true;
   }
@@ -181,7 +167,7 @@ class IcelandBonusCard final : public Agent {
     const json& c = user_.credentials;
     if (!c.is_object()) throw AgentError(errors::join, "credentials are not an object");
     for (const char* key : {"first_name", "last_name", "email", "postcode"}) {
-      if (!credential(c, key)) {
+      if (!credential_text(c, key)) {
         throw AgentError(errors::join, std::string("missing the credential '") + key + "'");
       }
     }

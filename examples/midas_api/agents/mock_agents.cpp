@@ -19,23 +19,9 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-/// A credential as text: strings as they are, integers printed; nullopt when absent or empty.
-std::optional<std::string> cred(const nlohmann::json& credentials, const char* key) {
-  if (!credentials.is_object()) return std::nullopt;
-  auto it = credentials.find(key);
-  if (it == credentials.end()) return std::nullopt;
-  if (it->is_string()) {
-    auto s = it->get<std::string>();
-    if (s.empty()) return std::nullopt;
-    return s;
-  }
-  if (it->is_number_integer()) return it->dump();
-  return std::nullopt;
-}
-
 bool has_all(const nlohmann::json& credentials, std::span<const char* const> keys) {
   for (const char* k : keys) {
-    if (!cred(credentials, k)) return false;
+    if (!credential_text(credentials, k)) return false;
   }
   return true;
 }
@@ -139,22 +125,23 @@ class MockAgentIce final : public MockAgent {
     if (has_all(c, kIcelandJoinFields)) {
       user_record_ = &user_or_403("000000");
       std::string card =
-          cred(c, "card_number").value_or(cred(c, "barcode").value_or(random_digits("9000", 15)));
+          credential_text(c, "card_number")
+              .value_or(credential_text(c, "barcode").value_or(random_digits("9000", 15)));
       identifier_ = {{"card_number", card}, {"barcode", card}, {"merchant_identifier", "testjoin"}};
       return;
     }
-    if (cred(c, "merchant_identifier") == "testjoin") {
+    if (credential_text(c, "merchant_identifier") == "testjoin") {
       user_record_ = &user_or_403("000000");
       return;
     }
     // (2) special last names
-    auto last_name = cred(c, "last_name");
+    auto last_name = credential_text(c, "last_name");
     if (last_name) {
       if (const ErrorKind* e = iceland_error_last_name(*last_name)) throw AgentError(*e);
     }
     // (3) a card that does not exist yet
-    auto card = cred(c, "card_number");
-    if (!card) card = cred(c, "barcode");
+    auto card = credential_text(c, "card_number");
+    if (!card) card = credential_text(c, "barcode");
     if (card && card->starts_with(kIcelandGhostPrefix)) {
       throw AgentError(errors::pre_registered_card);
     }
@@ -164,16 +151,16 @@ class MockAgentIce final : public MockAgent {
     if (it == data_->cards.iceland.end()) throw AgentError(errors::status_login_failed);
     const data::MockUser& u = user_or_403(it->second);
     if (u.id >= "999000" && u.id <= "999004") std::this_thread::sleep_for(options_.slow_user_delay);
-    auto postcode = cred(c, "postcode");
+    auto postcode = credential_text(c, "postcode");
     if (!last_name || !postcode || !u.credentials.last_name || !u.credentials.postcode ||
         lower(*last_name) != lower(*u.credentials.last_name) ||
         lower(*postcode) != lower(*u.credentials.postcode)) {
       throw AgentError(errors::status_login_failed);
     }
     user_record_ = &u;
-    if (!cred(c, "merchant_identifier")) identifier_["merchant_identifier"] = "2900001";
-    if (!cred(c, "card_number")) identifier_["card_number"] = *card;
-    if (!cred(c, "barcode")) identifier_["barcode"] = *card;
+    if (!credential_text(c, "merchant_identifier")) identifier_["merchant_identifier"] = "2900001";
+    if (!credential_text(c, "card_number")) identifier_["card_number"] = *card;
+    if (!credential_text(c, "barcode")) identifier_["barcode"] = *card;
   }
 
   std::optional<Balance> balance() override {
@@ -193,15 +180,15 @@ class MockAgentIce final : public MockAgent {
   JoinResult join() override {
     const auto& c = user_.credentials;
     for (const char* f : kIcelandJoinFields) {
-      if (!cred(c, f))
+      if (!credential_text(c, f))
         throw AgentError(errors::join, std::string("Missing the credential ") + f + ".");
     }
-    const std::string postcode = lower(*cred(c, "postcode"));
+    const std::string postcode = lower(*credential_text(c, "postcode"));
     if (postcode == "fail" || postcode == "fa1 1fa") throw AgentError(errors::unknown);
-    const std::string email = *cred(c, "email");
+    const std::string email = *credential_text(c, "email");
     if (lower(email) == "fail@unknown.com") throw AgentError(errors::unknown);
-    auto card = cred(c, "card_number");
-    if (!card) card = cred(c, "barcode");
+    auto card = credential_text(c, "card_number");
+    if (!card) card = credential_text(c, "barcode");
     if (card && data_->cards.iceland.contains(*card)) {
       throw AgentError(errors::account_already_exists);
     }
@@ -224,12 +211,7 @@ const ErrorKind* hn_error_email(std::string_view email) {
   const std::string local = lower(email.substr(0, email.find('@')));
   if (email.find('@') == std::string_view::npos) return nullptr;
   if (local == "endsitedown") return &errors::end_site_down;
-  if (local == "external_unhandled_error") return &errors::general;
-  if (local == "account_blocked") return &errors::status_account_locked;
-  if (local == "authorisation_expired") return &errors::password_expired;
-  if (local == "user_doesnt_exist") return &errors::no_such_record;
-  if (local == "non_recoverable_error") return &errors::invalid_mfa_info;
-  return nullptr;
+  return iceland_error_last_name(local);  // the same special names as Iceland's last_name
 }
 
 class MockAgentHn final : public MockAgent {
@@ -239,7 +221,7 @@ class MockAgentHn final : public MockAgent {
   void login() override {
     const auto& c = user_.credentials;
     identifier_ = nlohmann::json::object();
-    auto email = cred(c, "email");
+    auto email = credential_text(c, "email");
     if (email) {
       if (const ErrorKind* e = hn_error_email(*email)) throw AgentError(*e);
     }
@@ -248,12 +230,12 @@ class MockAgentHn final : public MockAgent {
       identifier_ = {{"card_number", random_digits("911", 10)}};
       return;
     }
-    auto card = cred(c, "card_number");
+    auto card = credential_text(c, "card_number");
     if (card && card->starts_with("911")) {
       user_record_ = &user_or_403("000000");
       return;
     }
-    auto password = cred(c, "password");
+    auto password = credential_text(c, "password");
     const data::MockUser* u = email ? data_->users.find_by_email(*email) : nullptr;
     if (!u || !password || u->credentials.password != *password) {
       throw AgentError(errors::status_login_failed);
@@ -282,19 +264,19 @@ class MockAgentHn final : public MockAgent {
   JoinResult join() override {
     const auto& c = user_.credentials;
     for (const char* f : kHnJoinFields) {
-      if (!cred(c, f))
+      if (!credential_text(c, f))
         throw AgentError(errors::join, std::string("Missing the credential ") + f + ".");
     }
-    const std::string email = *cred(c, "email");
+    const std::string email = *credential_text(c, "email");
     if (data_->users.find_by_email(email)) throw AgentError(errors::account_already_exists);
     static constexpr std::array<std::string_view, 10> kTitles{
         "Mr", "Mrs", "Miss", "Ms", "Dame", "Sir", "Doctor", "Professor", "Lord", "Lady"};
-    std::string title = lower(*cred(c, "title"));
+    std::string title = lower(*credential_text(c, "title"));
     if (!title.empty())
       title[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(title[0])));
     bool title_ok = false;
     for (auto t : kTitles) title_ok = title_ok || t == title;
-    if (!title_ok || cred(c, "password")->size() < 6) {
+    if (!title_ok || credential_text(c, "password")->size() < 6) {
       throw AgentError(errors::status_registration_failed);
     }
     if (lower(email) == "fail@unknown.com") throw AgentError(errors::unknown);
@@ -311,8 +293,8 @@ class MockPerformance final : public MockAgent {
   using MockAgent::MockAgent;
 
   void login() override {
-    auto card = cred(user_.credentials, "card_number");
-    if (!card) card = cred(user_.credentials, "barcode");
+    auto card = credential_text(user_.credentials, "card_number");
+    if (!card) card = credential_text(user_.credentials, "barcode");
     if (card && card->starts_with("0")) throw AgentError(errors::pre_registered_card);
     identifier_ = nlohmann::json::object();
     if (!card) identifier_ = {{"card_number", random_hex("1", 32)}};
