@@ -11,7 +11,8 @@ what=$1 drainer=$2 repo=$3
 [ -n "${MIDAS_TEST_PG_URL:-}" ] || { echo "skipped: MIDAS_TEST_PG_URL is not set (scripts/services start)"; exit 77; }
 
 tmp=$(mktemp -d /tmp/midas-pgproc.XXXXXX)
-# Private servers for the restart case, on ports nobody else uses now (tests may run in parallel).
+# Private servers for the restart case, on ports nobody else uses now (tests may run in parallel),
+# below Linux's ephemeral range (32768-60999) so that no client connection can hold them.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pick_port() {
   local p
@@ -21,7 +22,7 @@ pick_port() {
   done
   echo "no free port near $1" >&2; exit 1
 }
-pg_port=$(pick_port 55500) redis_port=$(pick_port 56500)
+pg_port=$(pick_port 25500) redis_port=$(pick_port 26500)
 cleanup() {
   if [ -f "$tmp/svc/env" ]; then MIDAS_SERVICES_DIR=$tmp/svc MIDAS_PG_PORT=$pg_port MIDAS_REDIS_PORT=$redis_port "$repo/scripts/services" stop >/dev/null 2>&1 || true; fi
   rm -rf "$tmp"

@@ -213,7 +213,7 @@ TEST_SUITE("redis integration") {
 
   TEST_CASE("SCRIPT FLUSH in the middle of a drain: work continues" *
             doctest::skip(no_private_server())) {
-    rt::PrivateServer server{56384, {"--appendonly", "yes"}};
+    rt::PrivateServer server{26384, {"--appendonly", "yes"}};
     REQUIRE(server.start());
     Fixture f{server.url()};
     constexpr int total = 300;
@@ -254,7 +254,7 @@ TEST_SUITE("redis integration") {
 
   TEST_CASE("a Redis restart in the middle of a drain loses no acknowledged task" *
             doctest::skip(no_private_server())) {
-    rt::PrivateServer server{56380, {"--appendonly", "yes", "--appendfsync", "always"}};
+    rt::PrivateServer server{26380, {"--appendonly", "yes", "--appendfsync", "always"}};
     REQUIRE(server.start());
     Fixture f{server.url()};
     constexpr int before = 200;
@@ -423,7 +423,7 @@ TEST_SUITE("redis integration") {
 
   TEST_CASE("a lost reply to a settlement is in_doubt and the settlement is not applied twice" *
             doctest::skip(no_private_server())) {
-    rt::PrivateServer server{56383, {"--appendonly", "yes"}};
+    rt::PrivateServer server{26383, {"--appendonly", "yes"}};
     REQUIRE(server.start());
     RedisOptions options;
     options.command_timeout = 300ms;
@@ -515,7 +515,7 @@ TEST_SUITE("redis integration") {
   TEST_CASE(
       "a lost reply to a batch of settlements is in_doubt for each and applies nothing twice" *
       doctest::skip(no_private_server())) {
-    rt::PrivateServer server{56385, {"--appendonly", "yes"}};
+    rt::PrivateServer server{26385, {"--appendonly", "yes"}};
     REQUIRE(server.start());
     RedisOptions options;
     options.command_timeout = 300ms;
@@ -552,10 +552,10 @@ TEST_SUITE("redis integration") {
   TEST_CASE("durability findings are logged and shown in stats" *
             doctest::skip(no_private_server())) {
     SUBCASE("appendonly no and allkeys-lru are warned about, in the log and in stats") {
-      rt::PrivateServer server{56381, {"--appendonly", "no"}};
+      rt::PrivateServer server{26381, {"--appendonly", "no"}};
       REQUIRE(server.start());
       Fixture f{server.url()};
-      CHECK_MESSAGE(f.log.has("warning: Redis at 127.0.0.1:56381: appendonly is no"), f.log.all());
+      CHECK_MESSAGE(f.log.has("warning: Redis at 127.0.0.1:26381: appendonly is no"), f.log.all());
       auto s = f.queue->stats(std::nullopt);
       REQUIRE(s);
       REQUIRE(s.value().durability_warnings.size() == 1);
@@ -570,7 +570,7 @@ TEST_SUITE("redis integration") {
             std::string::npos);
     }
     SUBCASE("CONFIG renamed away (as on managed Redis) is said, not a failure") {
-      rt::PrivateServer server{56382, {"--appendonly", "yes", "--rename-command", "CONFIG", ""}};
+      rt::PrivateServer server{26382, {"--appendonly", "yes", "--rename-command", "CONFIG", ""}};
       REQUIRE(server.start());
       Fixture f{server.url()};
       CHECK_MESSAGE(f.log.has("cannot read its configuration"), f.log.all());
@@ -581,7 +581,7 @@ TEST_SUITE("redis integration") {
       CHECK(f.queue->enqueue(job(1)));
     }
     SUBCASE("AOF on with noeviction: nothing to warn about") {
-      rt::PrivateServer server{56381, {"--appendonly", "yes", "--appendfsync", "everysec"}};
+      rt::PrivateServer server{26381, {"--appendonly", "yes", "--appendfsync", "everysec"}};
       REQUIRE(server.start());
       Fixture f{server.url()};
       CHECK_FALSE(f.log.has("warning"));

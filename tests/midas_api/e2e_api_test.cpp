@@ -210,8 +210,9 @@ TEST_CASE("a balance publishes to Hermes and Hades through the stub, with the tr
             "scheme_account_id=5&user_id=9", {{"transaction", "tid-e2e-1"}});
   REQUIRE(r.status == 200);
 
-  // Identifiers the merchant knows and the credentials lack: PUT to Hermes before answering.
-  const auto creds = s.calls("/hermes/schemes/accounts/5/credentials");
+  // Identifiers the merchant knows and the credentials lack: PUT to Hermes (through the
+  // asynchronous publisher, so it may land just after the answer).
+  const auto creds = s.wait_calls("/hermes/schemes/accounts/5/credentials", 1);
   REQUIRE(creds.size() == 1);
   CHECK(creds[0]["method"] == "PUT");
   CHECK(creds[0]["body"] ==
