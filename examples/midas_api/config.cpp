@@ -124,7 +124,18 @@ Config load_config(const EnvLookup& env) {
     c.max_retry_count = static_cast<int>(parse_int("MAX_RETRY_COUNT", *v, 0, 100));
   }
   if (auto v = get(env, "WORKER_CONCURRENCY")) {
-    c.worker_concurrency = static_cast<int>(parse_int("WORKER_CONCURRENCY", *v, 1, 1024));
+    c.worker_concurrency = static_cast<int>(parse_int("WORKER_CONCURRENCY", *v, 0, 1024));
+  }
+  if (auto v = get(env, "MAX_CALLBACK_RETRY_COUNT")) {
+    c.max_callback_retry_count =
+        static_cast<int>(parse_int("MAX_CALLBACK_RETRY_COUNT", *v, 0, 100));
+  }
+  if (auto v = get(env, "WORKER_LEASE_SECONDS")) {
+    c.worker_lease_seconds = parse_double("WORKER_LEASE_SECONDS", *v, 0.5, 3600);
+  }
+  if (auto v = get(env, "CALLBACK_MAX_AGE_SECONDS")) {
+    c.callback_max_age_seconds =
+        static_cast<int>(parse_int("CALLBACK_MAX_AGE_SECONDS", *v, 1, 86400));
   }
   if (auto v = get(env, "HTTP_THREADS")) {
     c.http_threads = static_cast<int>(parse_int("HTTP_THREADS", *v, 1, 1024));
@@ -240,10 +251,15 @@ std::string environment_help() {
                           backoff_factor_seconds); unset: HTTP agents answer 536 Configuration error
   MIDAS_DATA_DIR          directory of mock_users.json, mock_cards.json, errors.json (default: next to
                           the executable, then the installed share directory)
-  RETRY_BACKOFF_BASE      join retry backoff base (default 3)        } the durable join
-  RETRY_UNIT_SECONDS      join retry unit, fractions allowed (60)    } (issue 6): read and
-  MAX_RETRY_COUNT         join retries after the first attempt (3)   } validated now
-  WORKER_CONCURRENCY      join workers (4)                           }
+  RETRY_BACKOFF_BASE      join retry backoff base (default 3): retry n waits base^n x unit
+  RETRY_UNIT_SECONDS      join retry unit in seconds, fractions allowed (default 60)
+  MAX_RETRY_COUNT         join retries after the first attempt (default 3: 4 attempts)
+  MAX_CALLBACK_RETRY_COUNT joins scheduled again after a merchant callback's JOIN_ERROR (3)
+  WORKER_CONCURRENCY      join task workers in this process (default 4; 0 = none: run
+                          `midas-api worker` processes instead)
+  WORKER_LEASE_SECONDS    lease of a running join task (default 8): a crashed worker's task runs
+                          again about this long after the crash
+  CALLBACK_MAX_AGE_SECONDS merchant callbacks whose X-REQ-TIMESTAMP is further off are refused (120)
   HTTP_THREADS            request threads (default 32); each keep-alive connection holds one while
                           open, so more concurrent connections than this wait
   PUBLISH_QUEUE_CAPACITY  Hermes/Hades calls waiting to be sent before new ones are dropped (10000)

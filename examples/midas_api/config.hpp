@@ -40,10 +40,13 @@ struct Config {
   int port = 8000;                        ///< DEV_PORT (or --port); 0 picks a free port.
   Level log_level = Level::info;          ///< LOG_LEVEL.
   bool log_json = true;                   ///< LOG_JSON.
-  double retry_backoff_base = 3;          ///< RETRY_BACKOFF_BASE (join retries, issue 6).
+  double retry_backoff_base = 3;          ///< RETRY_BACKOFF_BASE (join retries).
   double retry_unit_seconds = 60;         ///< RETRY_UNIT_SECONDS (fractions allowed).
   int max_retry_count = 3;                ///< MAX_RETRY_COUNT.
-  int worker_concurrency = 4;             ///< WORKER_CONCURRENCY.
+  int max_callback_retry_count = 3;       ///< MAX_CALLBACK_RETRY_COUNT.
+  int worker_concurrency = 4;             ///< WORKER_CONCURRENCY (0: no workers in process).
+  double worker_lease_seconds = 8;        ///< WORKER_LEASE_SECONDS.
+  int callback_max_age_seconds = 120;     ///< CALLBACK_MAX_AGE_SECONDS.
   int http_threads = 32;  ///< HTTP_THREADS: the request thread pool (one per open connection).
   std::size_t publish_queue_capacity = 10000;  ///< PUBLISH_QUEUE_CAPACITY.
   int publish_threads = 2;                     ///< PUBLISH_THREADS.

@@ -35,7 +35,8 @@ int encrypt_and_print(const std::string& json_text, const std::string& aes_key) 
 int main(int argc, char** argv) {
   CLI::App cli{
       "midas-api: the Midas API service (balances, transactions, agents, the Midas error model).\n"
-      "Prints `listening on http://HOST:PORT` on stdout once it accepts connections."};
+      "Prints `listening on http://HOST:PORT` on stdout once it accepts connections.\n"
+      "`midas-api worker` runs join workers only (plus /healthz, /readyz, /metrics, /tasks)."};
   std::optional<std::string> host;
   std::optional<int> port;
   std::optional<std::string> backend;
@@ -46,6 +47,12 @@ int main(int argc, char** argv) {
   cli.add_option("--backend", backend, "Task backend URL (default MIDAS_BACKEND_URL or memory://)");
   cli.add_option("--encrypt", encrypt,
                  "Print the AES credential of this JSON object (with AES_KEY) and exit");
+  CLI::App* worker_cmd = cli.add_subcommand(
+      "worker",
+      "Run the join workers only, like the original's separate retry worker: no API routes, so "
+      "API processes (WORKER_CONCURRENCY=0) and worker processes scale apart. Serves /healthz, "
+      "/readyz, /metrics and /tasks on --port for probes.");
+  worker_cmd->fallthrough();  // --port, --host, --backend also after "worker"
   cli.footer(midas_api::environment_help());
   CLI11_PARSE(cli, argc, argv);
 
@@ -68,13 +75,22 @@ int main(int argc, char** argv) {
   if (host) config.host = *host;
   if (port) config.port = *port;
   if (backend) config.backend_url = *backend;
+  const bool worker_mode = worker_cmd->parsed();
+  if (worker_mode && config.worker_concurrency <= 0) {
+    std::cerr << "midas-api: configuration error: WORKER_CONCURRENCY: `midas-api worker` needs at "
+                 "least 1\n";
+    return 2;
+  }
 
   const midas_api::Logger log(config.log_level, config.log_json);
   try {
     const std::string host_name = config.host;
     const int wanted_port = config.port;
     auto services = midas_api::build_services(std::move(config), log);
-    midas_api::Server server(std::move(services), host_name, wanted_port);
+    midas_api::Server server(
+        std::move(services), host_name, wanted_port,
+        worker_mode ? midas_api::ServerMode::worker : midas_api::ServerMode::api);
+    server.services().start_worker();
 
     std::thread signal_thread([&server, &log, signals] {
       int sig = 0;
@@ -86,7 +102,9 @@ int main(int argc, char** argv) {
     const std::string shown = host_name == "0.0.0.0" || host_name.empty() ? "127.0.0.1" : host_name;
     log.info("listening", {{"host", host_name},
                            {"port", server.port()},
-                           {"backend", server.services().config.backend_url}});
+                           {"backend", server.services().config.backend_url},
+                           {"mode", worker_mode ? "worker" : "api"},
+                           {"workers", server.services().config.worker_concurrency}});
     std::cout << "listening on http://" << shown << ':' << server.port() << std::endl;
     server.run();
     server.stop();

@@ -270,7 +270,7 @@ void MockMerchant::handle(const httplib::Request& req, httplib::Response& res) {
     handle_login(req, res);
   } else if (req.path == "/merchant/join") {
     if (req.method != "POST") return reply_error(res, 405, "use POST");
-    handle_join(req, res);
+    handle_join(req, res, fault ? fault->callback_error_code : std::string{});
   } else if (starts_with(req.path, "/hermes/") || req.path == "/hermes") {
     handle_stub("hermes", req, res);
   } else if (starts_with(req.path, "/hades/") || req.path == "/hades") {
@@ -321,6 +321,9 @@ void MockMerchant::record_call(const httplib::Request& req, const std::optional<
                          {"status", fault->status},
                          {"delay_ms", fault->delay_ms},
                          {"drop_connection", fault->drop_connection}};
+    if (!fault->callback_error_code.empty()) {
+      call["fault"]["callback_error_code"] = fault->callback_error_code;
+    }
   }
   std::lock_guard lock(mutex_);
   call["seq"] = ++call_seq_;
@@ -468,8 +471,17 @@ void MockMerchant::add_faults(const httplib::Request& req, httplib::Response& re
       fault.drop_connection = f["drop_connection"].get<bool>();
     }
     if (f.contains("body")) fault.body = f["body"];
-    if (fault.status == 0 && fault.delay_ms == 0 && !fault.drop_connection) {
-      return reply_error(res, 400, "a fault needs a status, a delay_ms or drop_connection");
+    if (f.contains("callback_error_code")) {
+      if (!f["callback_error_code"].is_string() ||
+          f["callback_error_code"].get<std::string>().empty()) {
+        return reply_error(res, 400, "callback_error_code: non-empty string");
+      }
+      fault.callback_error_code = f["callback_error_code"].get<std::string>();
+    }
+    if (fault.status == 0 && fault.delay_ms == 0 && !fault.drop_connection &&
+        fault.callback_error_code.empty()) {
+      return reply_error(
+          res, 400, "a fault needs a status, a delay_ms, drop_connection or callback_error_code");
     }
     parsed.push_back(std::move(fault));
   }
@@ -527,7 +539,8 @@ void MockMerchant::handle_login(const httplib::Request& req, httplib::Response& 
   reply(res, 200, out);
 }
 
-void MockMerchant::handle_join(const httplib::Request& req, httplib::Response& res) {
+void MockMerchant::handle_join(const httplib::Request& req, httplib::Response& res,
+                               const std::string& callback_error_code) {
   if (!options_.api_key.empty() &&
       req.get_header_value("Authorization") != "Token " + options_.api_key) {
     return reply(res, 401, json{{"error", "missing or wrong Authorization token"}});
@@ -552,7 +565,10 @@ void MockMerchant::handle_join(const httplib::Request& req, httplib::Response& r
     const bool exists = std::any_of(users_.begin(), users_.end(), [&](const User& u) {
       return lower_trim(u.email) == email || (!card.empty() && u.card_number == card);
     });
-    if (exists) {
+    if (!callback_error_code.empty()) {
+      result["error_codes"] =
+          json::array({json{{"code", callback_error_code}, {"description", "injected fault"}}});
+    } else if (exists) {
       result["error_codes"] =
           json::array({json{{"code", "ACCOUNT_ALREADY_EXISTS"},
                             {"description", "an account with this email or card exists"}}});

@@ -49,6 +49,9 @@ struct Fault {
   std::int64_t delay_ms = 0;
   bool drop_connection = false;
   std::optional<nlohmann::json> body{};  ///< Response body; default {"error": "injected fault"}.
+  /// /merchant/join only: accept the join as usual, but its callback reports this error code
+  /// (e.g. JOIN_ERROR) and no customer is created.
+  std::string callback_error_code{};
 };
 
 /// A customer of the merchant.
@@ -90,7 +93,8 @@ class MockMerchant {
   bool apply_fault(const Fault& fault, const httplib::Request& req, httplib::Response& res);
   void handle_admin(const httplib::Request& req, httplib::Response& res);
   void handle_login(const httplib::Request& req, httplib::Response& res);
-  void handle_join(const httplib::Request& req, httplib::Response& res);
+  void handle_join(const httplib::Request& req, httplib::Response& res,
+                   const std::string& callback_error_code);
   void handle_stub(const std::string& service, const httplib::Request& req, httplib::Response& res);
   void add_faults(const httplib::Request& req, httplib::Response& res);
   void send_callback_now(const httplib::Request& req, httplib::Response& res);

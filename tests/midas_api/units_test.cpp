@@ -106,7 +106,8 @@ TEST_SUITE("midas_api units") {
     CHECK(failing_setting({{"AES_KEY", "k"}, {"RETRY_UNIT_SECONDS", "-1"}}) ==
           "RETRY_UNIT_SECONDS");
     CHECK(failing_setting({{"AES_KEY", "k"}, {"MAX_RETRY_COUNT", "three"}}) == "MAX_RETRY_COUNT");
-    CHECK(failing_setting({{"AES_KEY", "k"}, {"WORKER_CONCURRENCY", "0"}}) == "WORKER_CONCURRENCY");
+    CHECK(failing_setting({{"AES_KEY", "k"}, {"WORKER_CONCURRENCY", "-1"}}) ==
+          "WORKER_CONCURRENCY");
     CHECK(failing_setting({{"AES_KEY", "k"}, {"MERCHANT_CONFIG", "/no/such/file.json"}}) ==
           "MERCHANT_CONFIG");
     CHECK(failing_setting({{"AES_KEY_FILE", "/no/such/key"}}) == "AES_KEY_FILE");

@@ -168,6 +168,9 @@ struct UserInfo {
   std::string channel{};   ///< Join only (e.g. "com.bink.wallet").
   std::string tid{};       ///< Transaction id (header `transaction` / `X-Azure-Ref`).
   bool from_join = false;  ///< The login right after a join.
+  /// Correlates a join with the merchant's callback: the join task sets it to its task id, and
+  /// merchants echo it back. Empty: the agent makes one up.
+  std::string message_uid{};
 };
 
 /// One HTTP agent's merchant settings (from the MERCHANT_CONFIG file).

@@ -107,7 +107,9 @@ json parse_answer(const MerchantResponse& response) {
 class IcelandBonusCard final : public Agent {
  public:
   IcelandBonusCard(const AgentContext& context, UserInfo user)
-      : context_(context), user_(std::move(user)), message_uid_(uuid4()) {}
+      : context_(context),
+        user_(std::move(user)),
+        message_uid_(user_.message_uid.empty() ? uuid4() : user_.message_uid) {}
 
   void login() override {
     const json& c = user_.credentials;

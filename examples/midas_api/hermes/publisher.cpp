@@ -81,6 +81,19 @@ bool Publisher::submit(OutboundCall call) {
   return false;
 }
 
+bool Publisher::deliver(const OutboundCall& call) {
+  if (!enabled(call.target)) return true;  // nothing to send: not a failure
+  ClientCache clients;
+  try {
+    return send(call, clients);
+  } catch (const std::exception& e) {
+    metrics_.publish(call.target, "failed");
+    log_.warning("publish failed",
+                 {{"target", call.target}, {"path", call.path}, {"error", e.what()}});
+    return false;
+  }
+}
+
 std::size_t Publisher::depth() const {
   const std::lock_guard lock(mutex_);
   return queue_.size();
@@ -145,7 +158,7 @@ void Publisher::run() {
   }
 }
 
-void Publisher::send(const OutboundCall& call, ClientCache& cache) {
+bool Publisher::send(const OutboundCall& call, ClientCache& cache) {
   const Base& base = call.target == "hermes" ? hermes_ : hades_;
   auto& client = cache.clients[call.target];
   if (!client) {
@@ -176,7 +189,7 @@ void Publisher::send(const OutboundCall& call, ClientCache& cache) {
                                     {"transaction", call.tid},
                                     {"error", httplib::to_string(r.error())}});
     client.reset();  // a fresh connection next time
-    return;
+    return false;
   }
   if (r->status < 200 || r->status > 299) {
     metrics_.publish(call.target, "failed");
@@ -185,13 +198,14 @@ void Publisher::send(const OutboundCall& call, ClientCache& cache) {
                                                            {"path", call.path},
                                                            {"transaction", call.tid},
                                                            {"status", r->status}});
-    return;
+    return false;
   }
   metrics_.publish(call.target, "sent");
   log_.debug("published", {{"target", call.target},
                            {"method", call.method},
                            {"path", call.path},
                            {"status", r->status}});
+  return true;
 }
 
 }  // namespace midas_api

@@ -52,6 +52,10 @@ class Publisher {
   [[nodiscard]] bool enabled(std::string_view target) const noexcept;
   /// Queues `call`; false when its target is disabled or the queue is full (then dropped).
   bool submit(OutboundCall call);
+  /** Sends `call` now, on the calling thread, past the queue: for callers that must know it
+   *  arrived (the join task records its progress only after Hermes took the call). True on a
+   *  2xx answer or when the target is disabled; false (logged, counted) otherwise. */
+  [[nodiscard]] bool deliver(const OutboundCall& call);
   /// Calls waiting (not counting those being sent).
   [[nodiscard]] std::size_t depth() const;
   /// Waits until nothing is queued or in flight; false on timeout. For tests and shutdown.
@@ -63,7 +67,7 @@ class Publisher {
  private:
   void run();
   void stop_once(std::chrono::milliseconds drain);
-  void send(const OutboundCall& call, struct ClientCache& clients);
+  bool send(const OutboundCall& call, struct ClientCache& clients);
 
   struct Base {
     std::string origin{};  // scheme://host:port

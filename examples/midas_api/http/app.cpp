@@ -33,14 +33,6 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string new_tid() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s(32, '0');
-  for (char& c : s) c = kHex[rng() & 15u];
-  return s;
-}
-
 std::optional<std::int64_t> parse_int64(std::string_view s) {
   std::int64_t v = 0;
   if (s.empty()) return std::nullopt;
@@ -99,7 +91,7 @@ QueryRequest parse_query(const httplib::Request& req, std::string slug) {
   }
   q.user.bink_user_id = int_param(req, "bink_user_id");
   std::string tid = req.get_header_value("transaction");
-  if (tid.empty() || !crypto::is_valid_utf8(tid) || tid.size() > 200) tid = new_tid();
+  if (tid.empty() || !crypto::is_valid_utf8(tid) || tid.size() > 200) tid = new_transaction_id();
   q.user.tid = std::move(tid);
   return q;
 }
@@ -133,6 +125,14 @@ std::string status_message(int status) {
 }
 
 }  // namespace
+
+std::string new_transaction_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(32, '0');
+  for (char& c : s) c = kHex[rng() & 15u];
+  return s;
+}
 
 void write_json(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
@@ -187,7 +187,7 @@ std::function<void(const httplib::Request&, httplib::Response&)> guarded(
   };
 }
 
-void install_routes(httplib::Server& server, Services& s) {
+void install_routes(httplib::Server& server, Services& s, ServerMode mode) {
   server.set_payload_max_length(kMaxBodyBytes);
   server.set_keep_alive_max_count(1000);
   // Small JSON answers: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms per response.
@@ -296,6 +296,9 @@ void install_routes(httplib::Server& server, Services& s) {
         res.status = 200;
         res.set_content(s.metrics.render(gauges), "text/plain; version=0.0.4; charset=utf-8");
       }));
+
+  install_join_routes(server, s, mode);
+  if (mode == ServerMode::worker) return;
 
   server.Get("/error_reference",
              guarded(s, "error_reference", [&s](const httplib::Request&, httplib::Response& res) {
@@ -453,12 +456,58 @@ std::unique_ptr<Services> build_services(Config config, const Logger& log) {
                                                            .log = log,
                                                            .errors = s->data->errors,
                                                            .aes_key = c.aes_key});
+
+  // The durable join.
+  s->hermes_now = std::make_unique<HermesClient>(*s->publisher, HermesClient::Delivery::now);
+  s->joins = std::make_unique<JoinJourneys>(
+      JoinDeps{.agents = s->agents,
+               .retries = *s->retries,
+               .hermes = *s->hermes_now,
+               .metrics = s->metrics,
+               .log = log,
+               .errors = s->data->errors,
+               .aes_key = c.aes_key,
+               .queue = *s->queue,
+               .settings = {.backoff_base = c.retry_backoff_base,
+                            .unit_seconds = c.retry_unit_seconds,
+                            .max_retry_count = c.max_retry_count,
+                            .max_callback_retries = c.max_callback_retry_count}});
+  s->joins->register_tasks(s->registry);
   return s;
 }
 
-Server::Server(std::unique_ptr<Services> services, const std::string& host, int port)
+Services::~Services() { stop_worker(); }
+
+void Services::start_worker() {
+  if (worker || config.worker_concurrency <= 0) return;
+  const auto lease = std::chrono::duration_cast<midas::Duration>(
+      std::chrono::duration<double>(config.worker_lease_seconds));
+  midas::WorkerOptions options;
+  options.queues = {std::string(kJoinQueue)};
+  options.concurrency = config.worker_concurrency;
+  options.lease = lease;
+  options.heartbeat_interval = std::max(midas::Duration{100}, lease / 4);
+  options.rescue_interval =
+      std::max(midas::Duration{100}, std::min(midas::Duration{1000}, lease / 4));
+  options.log = log.midas_sink();
+  worker = std::make_unique<midas::Worker>(*queue, registry, options);
+  worker->start();
+  log.info("join workers started", {{"queue", kJoinQueue},
+                                    {"concurrency", config.worker_concurrency},
+                                    {"worker", worker->id()},
+                                    {"lease_seconds", config.worker_lease_seconds}});
+}
+
+void Services::stop_worker() {
+  if (!worker) return;
+  worker->stop();
+  worker.reset();
+}
+
+Server::Server(std::unique_ptr<Services> services, const std::string& host, int port,
+               ServerMode mode)
     : services_(std::move(services)), http_(std::make_unique<httplib::Server>()) {
-  install_routes(*http_, *services_);
+  install_routes(*http_, *services_, mode);
   if (port == 0) {
     port_ = http_->bind_to_any_port(host);
     if (port_ < 0) throw StartupError("cannot bind " + host + " to a free port");
@@ -501,6 +550,7 @@ void Server::stop() {
   }
   http_->stop();
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  if (services_) services_->stop_worker();
   if (services_ && services_->publisher) services_->publisher->stop();
 }
 

@@ -14,10 +14,13 @@
 #include "crypto/reference_data.hpp"
 #include "hermes/hermes.hpp"
 #include "hermes/publisher.hpp"
+#include "journeys/join.hpp"
 #include "journeys/query.hpp"
 #include "logging.hpp"
 #include "metrics.hpp"
 #include "midas/queue.hpp"
+#include "midas/registry.hpp"
+#include "midas/worker.hpp"
 
 namespace httplib {
 class Server;
@@ -34,8 +37,11 @@ class StartupError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/** Everything the routes use, built once at start from the Config. The durable join (issue 6)
- *  plugs in here: its routes take `queue` and `agents`, its workers run on `queue`. */
+/// What a process serves: the whole API (with workers when WORKER_CONCURRENCY > 0), or, for
+/// `midas-api worker`, only the workers plus /healthz, /readyz, /metrics and /tasks.
+enum class ServerMode { api, worker };
+
+/** Everything the routes and the workers use, built once at start from the Config. */
 struct Services {
   Config config;
   const Logger& log;
@@ -47,8 +53,21 @@ struct Services {
   std::unique_ptr<Publisher> publisher{};
   std::unique_ptr<HermesClient> hermes{};
   std::unique_ptr<QueryJourneys> queries{};
+  std::unique_ptr<HermesClient> hermes_now{};  ///< Delivery::now: the join tasks' client.
+  std::unique_ptr<JoinJourneys> joins{};
+  midas::Registry registry{};               ///< attempt-join and join-callback.
+  std::unique_ptr<midas::Worker> worker{};  ///< Set by start_worker().
 
   Services(Config c, const Logger& l) : config(std::move(c)), log(l) {}
+  ~Services();
+  Services(const Services&) = delete;
+  Services& operator=(const Services&) = delete;
+
+  /// Starts `config.worker_concurrency` join workers on queue midas-retry (none when 0).
+  void start_worker();
+  /// Stops the workers: running joins get 10 s to finish, then their leases lapse and another
+  /// worker runs them again. Idempotent.
+  void stop_worker();
 };
 
 /** Builds the services from `config`: loads the data files, connects the backend, registers the
@@ -67,10 +86,18 @@ using RouteHandler = std::function<void(const httplib::Request&, httplib::Respon
     Services& services, std::string endpoint, RouteHandler handler,
     std::function<std::string(const httplib::Request&)> slug_of = {});
 
-/** Installs every route of MIDAS_API.md (except the join, issue 6) and the server-wide handlers
- *  (JSON error bodies for 404/413/414/400 from the HTTP parser, exception net, access log,
- *  limits: URI 8 KiB (compiled into cpp-httplib), body 1 MiB). */
-void install_routes(httplib::Server& server, Services& services);
+/** Installs every route of MIDAS_API.md and the server-wide handlers (JSON error bodies for
+ *  404/413/414/400 from the HTTP parser, exception net, access log, limits: URI 8 KiB (compiled
+ *  into cpp-httplib), body 1 MiB). ServerMode::worker: /healthz, /readyz, /metrics and /tasks only.
+ */
+void install_routes(httplib::Server& server, Services& services, ServerMode mode = ServerMode::api);
+
+/** The join routes (POST /{slug}/join, /{slug}/register, /join/merchant/{slug}) and the task
+ *  history (GET /tasks, /tasks/{id}); in worker mode only the latter. */
+void install_join_routes(httplib::Server& server, Services& services, ServerMode mode);
+
+/// A new transaction id: 32 random hex digits (the original's uuid4().hex).
+[[nodiscard]] std::string new_transaction_id();
 
 /// Writes `body` as JSON with `status`.
 void write_json(httplib::Response& res, int status, const nlohmann::json& body);
@@ -86,7 +113,8 @@ inline constexpr std::size_t kMaxBodyBytes = 1024 * 1024;
 class Server {
  public:
   /// Builds the services and the routes and binds; throws StartupError if it cannot bind.
-  Server(std::unique_ptr<Services> services, const std::string& host, int port);
+  Server(std::unique_ptr<Services> services, const std::string& host, int port,
+         ServerMode mode = ServerMode::api);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -97,7 +125,8 @@ class Server {
   void run();
   /// Serves on a background thread; returns once the server accepts connections.
   void start();
-  /// Stops serving (any thread, also from a signal-waiting thread) and drains the publisher.
+  /// Stops serving (any thread, also from a signal-waiting thread), stops the workers and
+  /// drains the publisher.
   void stop();
   /// The services (metrics, publisher...) for tests.
   [[nodiscard]] Services& services() noexcept { return *services_; }
