@@ -58,10 +58,11 @@ struct Job {
   bool ack_in_doubt = false;
 };
 
-// The policy and classifier for a task type; the defaults when the type is unknown.
+// The policy, classifier and failure hook for a task type; the defaults when it is unknown.
 struct Rules {
   const RetryPolicy& policy;
   const ErrorClassifier& classifier;
+  const FailedHandler* on_failed = nullptr;
 };
 
 const RetryPolicy& fallback_policy() {
@@ -113,7 +114,8 @@ struct Worker::Impl {
 
   Rules rules_for(const std::string& type) const {
     if (const TaskType* t = registry.find(type)) {
-      return Rules{t->options.retry, t->options.classifier};
+      return Rules{t->options.retry, t->options.classifier,
+                   t->options.on_failed ? &t->options.on_failed : nullptr};
     }
     return Rules{fallback_policy(), fallback_classifier()};
   }
@@ -296,8 +298,24 @@ struct Worker::Impl {
     } else {
       apply_decision(*decision, task, rules_for(task.type).policy, now, record, s);
     }
+    if (s.status == TaskStatus::failed) {
+      tell_failed(ctx.task(), record, failure ? &*failure : nullptr);  // with its last checkpoint
+    }
     s.record = std::move(record);
     job.outcome = std::move(s);
+  }
+
+  // Runs the type's on_failed hook, if any, before the failure is recorded.
+  void tell_failed(const Task& task, const AttemptRecord& record, const Failure* failure) {
+    const FailedHandler* hook = rules_for(task.type).on_failed;
+    if (hook == nullptr) return;
+    try {
+      (*hook)(task, record, failure);
+    } catch (const std::exception& e) {
+      log(LogLevel::warning, "task " + task.id + ": on_failed threw: " + e.what());
+    } catch (...) {
+      log(LogLevel::warning, "task " + task.id + ": on_failed threw a non-standard exception");
+    }
   }
 
   // Fills `s` from a decision: status, next run, whether the attempt counts.
@@ -528,6 +546,7 @@ struct Worker::Impl {
       // The retry policy alone decides: a crashed worker says nothing about the task, so a
       // classifier that fails unknown errors must not fail it.
       apply_decision(Decision::retry(), task, rules_for(task.type).policy, now, record, s);
+      if (s.status == TaskStatus::failed) tell_failed(task, record, nullptr);
       s.record = std::move(record);
       if (rescue(c.lease, s)) {
         ++counters.rescued;

@@ -27,12 +27,26 @@ concept JsonParams = requires(nlohmann::json& j, const T& t) {
   { j.get<T>() } -> std::same_as<T>;
 };
 
+/// Called when a task is about to be recorded as failed for good: `task` as it stands after its
+/// last attempt (with the checkpoint it recorded last), `last` that attempt's record (error, decision "fail" or "exhausted"), and
+/// `failure` the handler's exception chain or returned error (nullptr when the handler decided
+/// through `ctx.fail`, or when the worker running it died and its lease expired).
+using FailedHandler =
+    std::function<void(const Task& task, const AttemptRecord& last, const Failure* failure)>;
+
 /// How a registered type runs.
 struct TypeOptions {
   std::string queue = "default";
   RetryPolicy retry = RetryPolicy::standard();
   ErrorClassifier classifier = ErrorClassifier::standard();
   int priority = 0;
+  /// Optional: told about each task of this type that fails for good (the place for a
+  /// dead-letter report), also when the failure comes from a rescue of a crashed worker's
+  /// expired lease on the last attempt, where no handler runs. It runs on the worker that records
+  /// the failure, before recording it: at least once per failure (again if that worker dies
+  /// before the record is stored). It may run on several threads at once; what it throws is
+  /// logged and ignored.
+  FailedHandler on_failed{};
 };
 
 /// Per-enqueue overrides for `Registry::spec`.

@@ -593,6 +593,114 @@ MIDAS_CONFORMANCE_CASE(
   CHECK(decisions(t) == std::vector<std::string>{"retry", "succeeded"});
 }
 
+/// What an on_failed hook was told, recorded from worker threads.
+struct FailedCall {
+  TaskId id;
+  int attempt = 0;
+  std::string decision;
+  std::string error_type;
+  bool had_failure = false;
+  std::string failure_message;
+};
+
+class FailedCalls {
+ public:
+  FailedHandler hook() {
+    return [this](const Task& task, const AttemptRecord& last, const Failure* failure) {
+      std::lock_guard lock{mutex_};
+      calls_.push_back(FailedCall{task.id, task.attempt, last.decision,
+                                  last.error ? last.error->type : std::string{}, failure != nullptr,
+                                  failure != nullptr ? failure->message() : std::string{}});
+    };
+  }
+  [[nodiscard]] std::vector<FailedCall> all() const {
+    std::lock_guard lock{mutex_};
+    return calls_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<FailedCall> calls_;
+};
+
+MIDAS_CONFORMANCE_CASE("on_failed is told once, with the failure, when the retries run out") {
+  Env env;
+  LogLines log;
+  FailedCalls told;
+  Registry reg;
+  reg.add_json("flaky",
+               [](const json&, TaskContext&) -> result<void> { throw std::runtime_error("boom"); },
+               {.retry = fixed(1s, 2), .on_failed = told.hook()});
+  const TaskId id = add(env.q(), reg.spec("flaky", json::object()));
+  Worker worker{env.q(), reg, worker_options(log)};
+  worker.run_until_idle();
+  CHECK(told.all().empty());  // a retry is not a failure
+  env.clock.advance(1s);
+  worker.run_until_idle();
+  const auto calls = told.all();
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].id == id);
+  CHECK(calls[0].attempt == 2);
+  CHECK(calls[0].decision == "exhausted");
+  CHECK(calls[0].had_failure);
+  CHECK(calls[0].failure_message == "boom");
+  CHECK(ok(env.q().get(id)).status == TaskStatus::failed);
+}
+
+MIDAS_CONFORMANCE_CASE(
+    "on_failed is told of ctx.fail and of a crashed worker's last attempt, never of a success") {
+  Env env;
+  LogLines log;
+  FailedCalls told;
+  Registry reg;
+  const TypeOptions options{.retry = fixed(10s, 1), .on_failed = told.hook()};
+  reg.add_json(
+      "refuse", [](const json&, TaskContext& ctx) -> result<void> { return ctx.fail("no"); },
+      options);
+  reg.add_json("fine", succeed, options);
+  reg.add_json("crashy", succeed, options);
+  // A worker claims this one and dies: its lease runs out on the only attempt.
+  const TaskId crashed = add(env.q(), reg.spec("crashy", json::object()));
+  const ClaimedTask dead = claim_one(env.q(), "default", "dead-worker");
+  REQUIRE(dead.task.id == crashed);
+  const TaskId refused = add(env.q(), reg.spec("refuse", json::object()));
+  const TaskId fine = add(env.q(), reg.spec("fine", json::object()));
+  env.clock.advance(1min);
+  Worker worker{env.q(), reg, worker_options(log)};
+  worker.run_until_idle();
+  auto calls = told.all();
+  std::sort(calls.begin(), calls.end(),
+            [](const FailedCall& a, const FailedCall& b) { return a.decision < b.decision; });
+  REQUIRE(calls.size() == 2);
+  CHECK(calls[0].id == crashed);
+  CHECK(calls[0].decision == "exhausted");
+  CHECK(calls[0].error_type == "lease_expired");
+  CHECK_FALSE(calls[0].had_failure);
+  CHECK(calls[1].id == refused);
+  CHECK(calls[1].decision == "fail");
+  CHECK_FALSE(calls[1].had_failure);
+  CHECK(ok(env.q().get(fine)).status == TaskStatus::succeeded);
+}
+
+MIDAS_CONFORMANCE_CASE("an on_failed that throws does not keep the failure from being recorded") {
+  Env env;
+  LogLines log;
+  Registry reg;
+  reg.add_json(
+      "refuse", [](const json&, TaskContext& ctx) -> result<void> { return ctx.fail("no"); },
+      {.retry = fixed(1s, 3), .on_failed = [](const Task&, const AttemptRecord&, const Failure*) {
+         throw std::runtime_error("report failed");
+       }});
+  const TaskId id = add(env.q(), reg.spec("refuse", json::object()));
+  Worker worker{env.q(), reg, worker_options(log)};
+  CHECK(worker.run_until_idle().failed == 1);
+  CHECK(ok(env.q().get(id)).status == TaskStatus::failed);
+  bool logged = false;
+  for (const auto& line : log.lines())
+    logged = logged || contains(line, "on_failed threw: report failed");
+  CHECK(logged);
+}
+
 MIDAS_CONFORMANCE_CASE("a heartbeat from the handler keeps its task from expiring") {
   Env env;
   LogLines log;

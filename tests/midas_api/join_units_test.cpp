@@ -276,18 +276,47 @@ TEST_CASE("a join whose outcome was published, or that awaits its callback, is d
   }
 }
 
-TEST_CASE("a retryable failure rethrows for the worker; a final one records the failing step") {
-  Fixture f;
-  f.counts.fail_joins_with = 530;
-  CHECK_THROWS_AS((void)f.run_with_checkpoint(f.params(4), nullptr), AgentError);
-  auto t = f.queue->list({});
-  REQUIRE(t.has_value());
-  CHECK(t.value()[0].checkpoint.is_null());  // nothing to resume: the join did not happen
+TEST_CASE("join failures are thrown for the worker, and nothing is checkpointed") {
+  for (int code : {530, 403}) {
+    Fixture f;
+    f.counts.fail_joins_with = code;
+    CHECK_THROWS_AS((void)f.run_with_checkpoint(f.params(4), nullptr), AgentError);
+    auto t = f.queue->list({});
+    REQUIRE(t.has_value());
+    CHECK(t.value()[0].checkpoint.is_null());  // nothing to resume: the join did not happen
+  }
+}
 
-  Fixture g;
-  g.counts.fail_joins_with = 403;
-  CHECK_THROWS_AS((void)g.run_with_checkpoint(g.params(5), nullptr), AgentError);
-  auto u = g.queue->list({});
-  REQUIRE(u.has_value());
-  CHECK(u.value()[0].checkpoint == json{{"step", "failing"}, {"code", 403}});
+TEST_CASE("attempt-join's on_failed reports a failed join, but not one the merchant took") {
+  Fixture f;
+  midas::Registry registry;
+  f.joins->register_tasks(registry);
+  const midas::TaskType* type = registry.find(kAttemptJoin);
+  REQUIRE(type != nullptr);
+  REQUIRE(type->options.on_failed);
+  CHECK(type->options.queue == kJoinQueue);
+  CHECK(type->options.retry.max_attempts() == 4);
+  const auto failed_joins = [&] {
+    const std::string text = f.metrics.render({});
+    const std::string key = R"(midas_api_join_total{slug="counting",outcome="failed"} )";
+    const auto at = text.find(key);
+    return at == std::string::npos ? 0 : std::stoi(text.substr(at + key.size()));
+  };
+
+  midas::Task task;
+  task.id = "t1";
+  task.type = std::string(kAttemptJoin);
+  task.params = f.params(6);
+  task.attempt = 4;
+  midas::AttemptRecord last;
+  last.decision = "exhausted";
+  const midas::Failure failure{std::make_exception_ptr(AgentError(errors::end_site_down))};
+  type->options.on_failed(task, last, &failure);
+  CHECK(failed_joins() == 1);
+  type->options.on_failed(task, last, nullptr);  // a crashed worker's last attempt
+  CHECK(failed_joins() == 2);
+
+  task.checkpoint = json{{"step", "joined"}};  // the merchant has the member
+  type->options.on_failed(task, last, &failure);
+  CHECK(failed_joins() == 2);
 }

@@ -175,10 +175,17 @@ void JoinJourneys::register_tasks(midas::Registry& registry) {
                                    .retry = policy_,
                                    .classifier = join_classifier(),
                                    .priority = 0};
+  midas::TypeOptions join_options = options;
+  // The failure report runs from the worker's on_failed, so it also happens when the worker
+  // running the last attempt died (an expired lease: no handler runs for that task again).
+  join_options.on_failed = [this](const midas::Task& task, const midas::AttemptRecord& last,
+                                  const midas::Failure* failure) {
+    join_failed(task, last, failure);
+  };
   registry.add<AttemptJoinParams>(
       std::string(kAttemptJoin),
       [this](const AttemptJoinParams& p, midas::TaskContext& ctx) { return attempt_join(p, ctx); },
-      options);
+      join_options);
   registry.add<JoinCallbackParams>(
       std::string(kJoinCallback),
       [this](const JoinCallbackParams& p, midas::TaskContext& ctx) {
@@ -235,26 +242,18 @@ midas::result<void> JoinJourneys::attempt_join(const AttemptJoinParams& p,
 
   if (step == kStepPublished || step == kStepAwaiting) return midas::success();  // crash after
 
+  // (A failure decided here is reported to Hermes by join_failed, the type's on_failed.)
   join.agent = deps_.agents.find(slug);
   if (join.agent == nullptr) {
-    deps_.hermes.status(join.published, kHermesStatusJoin);
-    deps_.metrics.join(slug, "failed");
     deps_.log.error("join: no agent for the slug", fields());
     return ctx.fail("no agent is registered for '" + slug + "'");
   }
   auto credentials = crypto::decrypt_credentials(p.credentials, deps_.aes_key);
   if (!credentials) {
-    fail_join(join, errors::unknown.code, ctx);
     return ctx.fail("the join's credentials cannot be decrypted: " + credentials.error().message);
   }
   join.user = join.published;
   join.user.credentials = std::move(*credentials);
-
-  if (step == kStepFailing) {  // crashed while reporting: report again, then fail
-    const int code = ctx.saved_checkpoint().value("code", errors::unknown.code);
-    report_failed_join(join, code);
-    return ctx.fail("join failed (" + describe(code) + "); reported again after a restart");
-  }
 
   json identifier = json::object();
   if (step == kStepJoined) {
@@ -273,10 +272,8 @@ midas::result<void> JoinJourneys::attempt_join(const AttemptJoinParams& p,
         deps_.metrics.join(slug, "retry");
         deps_.log.warning("join: attempt failed, will retry",
                           fields({{"code", code}, {"error", describe(code)}}));
-      } else {
-        fail_join(join, code, ctx);
       }
-      throw;
+      throw;  // the classifier decides; a final failure goes to join_failed
     }
     // The merchant took the join: record it at once, so that a re-run does not join again.
     if (r.expecting_callback) {
@@ -346,7 +343,8 @@ midas::result<void> JoinJourneys::join_callback(const JoinCallbackParams& p,
   join.user = join.published;
   join.user.credentials = std::move(*credentials);
   if (step == kStepFailing) {
-    report_failed_join(join, ctx.saved_checkpoint().value("code", errors::unknown.code));
+    report_failed_join(join, ctx.saved_checkpoint().value("code", errors::unknown.code),
+                       p.scheme_slug);
     return ctx.fail("join failed; reported again after a restart");
   }
 
@@ -447,10 +445,56 @@ void JoinJourneys::login_and_publish(const Join& join, const json& identifier) {
   deps_.hermes.status(join.published, status, std::string("join"));
 }
 
-void JoinJourneys::report_failed_join(const Join& join, int midas_code) {
+void JoinJourneys::join_failed(const midas::Task& task, const midas::AttemptRecord& last,
+                               const midas::Failure* failure) {
+  json fields{{"task", task.id}, {"attempt", task.attempt}, {"decision", last.decision}};
+  AttemptJoinParams p;
+  try {
+    p = task.params.get<AttemptJoinParams>();
+  } catch (const json::exception& e) {
+    deps_.log.error("join failed for good; its params are unreadable, nothing to report",
+                    {{"task", task.id}, {"error", e.what()}});
+    return;
+  }
+  fields["slug"] = p.scheme_slug;
+  fields["scheme_account_id"] = p.scheme_account_id;
+  fields["transaction"] = p.tid;
+  std::string step;
+  if (task.checkpoint.is_object()) step = task.checkpoint.value("step", "");
+  if (step == kStepJoined || step == kStepPublished || step == kStepAwaiting) {
+    // The merchant has the member: this is no failed join, only an outcome not published.
+    deps_.log.error("join: the merchant took the join but its outcome could not be published",
+                    fields);
+    return;
+  }
+  const int code = failure != nullptr ? midas_code_of(*failure) : errors::unknown.code;
+  fields["code"] = code;
+  fields["error"] = describe(code);
+  Join join;
+  join.published.scheme_account_id = p.scheme_account_id;
+  join.published.user_set = p.user_set;
+  join.published.channel = p.channel;
+  join.published.journey_type = JourneyType::join;
+  join.published.status = hermes_status::join_async_in_progress;
+  join.published.tid = p.tid;
+  join.agent = deps_.agents.find(p.scheme_slug);
+  join.user = join.published;
+  if (auto credentials = crypto::decrypt_credentials(p.credentials, deps_.aes_key)) {
+    join.user.credentials = std::move(*credentials);
+  }
+  deps_.metrics.join(join.agent != nullptr ? join.agent->slug : p.scheme_slug, "failed");
+  deps_.log.error("join: failed for good; reporting to Hermes", fields);
+  try {
+    report_failed_join(join, code, p.scheme_slug);
+  } catch (const std::exception& e) {
+    deps_.log.error("join: Hermes did not take the failure report",
+                    {{"task", task.id}, {"error", e.what()}});
+  }
+}
+
+void JoinJourneys::report_failed_join(const Join& join, int midas_code, const std::string& slug) {
   const json& credentials = join.user.credentials;
-  deps_.hermes.join_failed(join.published, join_failure_status(midas_code, credentials),
-                           join.agent != nullptr ? join.agent->slug : std::string{});
+  deps_.hermes.join_failed(join.published, join_failure_status(midas_code, credentials), slug);
   for (std::int64_t id : consent_ids(credentials)) {
     deps_.hermes.consent(join.published, id, consent_status::failed);
   }
@@ -471,7 +515,7 @@ void JoinJourneys::fail_join(const Join& join, int midas_code, midas::TaskContex
                    {"error", describe(midas_code)},
                    {"transaction", join.published.tid}});
   try {
-    report_failed_join(join, midas_code);
+    report_failed_join(join, midas_code, slug);
   } catch (const std::exception& e) {
     // Hermes did not take the report. The task fails anyway: a failed join is not retried
     // because Hermes is down. Operators see it in the log and in GET /tasks?status=failed.

@@ -48,8 +48,6 @@ inline constexpr std::string_view kJoinQueue = "midas-retry";
 inline constexpr std::string_view kAttemptJoin = "attempt-join";
 /// Task type: one merchant callback with a join result.
 inline constexpr std::string_view kJoinCallback = "join-callback";
-/// Hermes status of an unknown slug at join time (the original's JOIN).
-inline constexpr int kHermesStatusJoin = 900;
 
 /// The retry settings of the join tasks (environment, see config.hpp).
 struct JoinSettings {
@@ -141,9 +139,12 @@ class JoinJourneys {
 
   /// Logs in after a successful join and publishes (balance, transactions, status 1).
   void login_and_publish(const Join& join, const nlohmann::json& identifier);
+  /// attempt-join's on_failed: reports the failed join to Hermes (unless the merchant took it).
+  void join_failed(const midas::Task& task, const midas::AttemptRecord& last,
+                   const midas::Failure* failure);
   /// The final-failure report to Hermes.
-  void report_failed_join(const Join& join, int midas_code);
-  /// Checkpoints "failing", reports, and returns; a report Hermes refused is logged.
+  void report_failed_join(const Join& join, int midas_code, const std::string& slug);
+  /// join-callback: checkpoints "failing", reports, and returns; a refused report is logged.
   void fail_join(const Join& join, int midas_code, midas::TaskContext& ctx);
 
   JoinDeps deps_;
