@@ -28,7 +28,7 @@ class Metrics {
                        double seconds);
   /// One agent login: midas_api_login_success_total / midas_api_login_failure_total{code}.
   void login(std::string_view slug, bool success, int code = 0);
-  /// One join outcome (issue 6): midas_api_join_total{slug,outcome}.
+  /// One join outcome (accepted, retry, success, failed): midas_api_join_total{slug,outcome}.
   void join(std::string_view slug, std::string_view outcome);
   /// One task attempt outcome: midas_api_tasks_total{type,outcome}.
   void task(std::string_view type, std::string_view outcome);

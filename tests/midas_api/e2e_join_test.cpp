@@ -351,6 +351,12 @@ void fails_twice_then_succeeds(Backend b) {
   REQUIRE(creds.size() == 1);
   CHECK(creds[0]["method"] == "PUT");
   CHECK(creds[0]["body"].contains("card_number"));
+  // The counters operators watch.
+  const std::string metrics = s.a->get("/metrics").body;
+  CHECK(metrics.find(R"(midas_api_tasks_total{type="attempt-join",outcome="error"} 2)") !=
+        std::string::npos);
+  CHECK(metrics.find(R"(midas_api_join_total{slug="iceland-bonus-card",outcome="success"} 1)") !=
+        std::string::npos);
   MESSAGE("operator view of the join task:\n" << t.dump(2));
 }
 

@@ -180,18 +180,33 @@ void JoinJourneys::register_tasks(midas::Registry& registry) {
   // running the last attempt died (an expired lease: no handler runs for that task again).
   join_options.on_failed = [this](const midas::Task& task, const midas::AttemptRecord& last,
                                   const midas::Failure* failure) {
+    deps_.metrics.task(kAttemptJoin, "failed");
     join_failed(task, last, failure);
   };
   registry.add<AttemptJoinParams>(
       std::string(kAttemptJoin),
-      [this](const AttemptJoinParams& p, midas::TaskContext& ctx) { return attempt_join(p, ctx); },
+      [this](const AttemptJoinParams& p, midas::TaskContext& ctx) {
+        return counted(kAttemptJoin, [&] { return attempt_join(p, ctx); });
+      },
       join_options);
   registry.add<JoinCallbackParams>(
       std::string(kJoinCallback),
       [this](const JoinCallbackParams& p, midas::TaskContext& ctx) {
-        return join_callback(p, ctx);
+        return counted(kJoinCallback, [&] { return join_callback(p, ctx); });
       },
       options);
+}
+
+template <class F>
+midas::result<void> JoinJourneys::counted(std::string_view type, F&& run) {
+  try {
+    midas::result<void> r = run();
+    deps_.metrics.task(type, r ? "succeeded" : "decided");
+    return r;
+  } catch (...) {
+    deps_.metrics.task(type, "error");  // the classifier decides: retry or fail
+    throw;
+  }
 }
 
 midas::result<midas::Enqueued> JoinJourneys::enqueue_join(const AttemptJoinParams& params,

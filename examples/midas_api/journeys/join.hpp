@@ -137,6 +137,10 @@ class JoinJourneys {
  private:
   struct Join;  // one join's decrypted state, for a handler's duration
 
+  /// Runs a handler, counting its outcome in midas_api_tasks_total{type,outcome}.
+  template <class F>
+  midas::result<void> counted(std::string_view type, F&& run);
+
   /// Logs in after a successful join and publishes (balance, transactions, status 1).
   void login_and_publish(const Join& join, const nlohmann::json& identifier);
   /// attempt-join's on_failed: reports the failed join to Hermes (unless the merchant took it).
