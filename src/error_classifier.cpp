@@ -52,6 +52,7 @@ Failure::Failure(std::exception_ptr e) {
     try {
       std::rethrow_exception(p);
     } catch (const std::exception& ex) {
+      if (depth > 0) chain_messages_.push_back(message_);
       type_name_ = demangle(typeid(ex).name());
       message_ = ex.what();
       if (const auto* se = dynamic_cast<const std::system_error*>(&ex))
@@ -62,10 +63,12 @@ Failure::Failure(std::exception_ptr e) {
       }
       if (const auto* n = dynamic_cast<const std::nested_exception*>(&ex)) next = n->nested_ptr();
     } catch (const std::nested_exception& n) {
+      if (depth > 0) chain_messages_.push_back(message_);
       type_name_ = current_exception_type_name();
       message_.clear();
       next = n.nested_ptr();
     } catch (...) {
+      if (depth > 0) chain_messages_.push_back(message_);
       type_name_ = current_exception_type_name();
       message_ = "exception of type " + type_name_ + " (not derived from std::exception)";
     }
@@ -105,6 +108,7 @@ ErrorInfo Failure::info() const {
     info.code = std::string{root.category().name()} + ":" + std::to_string(root.value());
   }
   info.http_status = http_status_;
+  info.context = chain_messages_;
   return info;
 }
 

@@ -154,6 +154,7 @@ void from_json(const json& j, TaskStatus& s) {
 void to_json(json& j, const ErrorInfo& e) {
   j = json{{"type", e.type}, {"message", e.message}, {"code", e.code}};
   if (e.http_status) j["http_status"] = *e.http_status;
+  if (!e.context.empty()) j["context"] = e.context;
 }
 
 void from_json(const json& j, ErrorInfo& e) {
@@ -161,6 +162,12 @@ void from_json(const json& j, ErrorInfo& e) {
   e.message = j.value("message", "");
   e.code = j.value("code", "");
   e.http_status = optional_field<int>(j, "http_status");
+  e.context.clear();
+  if (auto it = j.find("context"); it != j.end() && it->is_array()) {
+    for (const auto& m : *it) {
+      if (m.is_string()) e.context.push_back(m.get<std::string>());
+    }
+  }
 }
 
 void to_json(json& j, const AttemptRecord& a) {

@@ -546,6 +546,12 @@ struct Worker::Impl {
       // The retry policy alone decides: a crashed worker says nothing about the task, so a
       // classifier that fails unknown errors must not fail it.
       apply_decision(Decision::retry(), task, rules_for(task.type).policy, now, record, s);
+      if (s.status == TaskStatus::retrying && s.run_at <= now && task.run_at < s.run_at) {
+        // No wait asked: the task goes back to its place in line rather than behind every task
+        // that became due while its worker was dead, so a crash costs it the lease, not the queue.
+        s.run_at = task.run_at;
+        record.next_run_at = s.run_at;
+      }
       if (s.status == TaskStatus::failed) tell_failed(task, record, nullptr);
       s.record = std::move(record);
       if (rescue(c.lease, s)) {

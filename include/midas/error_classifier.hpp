@@ -112,6 +112,7 @@ class Failure {
   std::optional<Duration> retry_after_;
   std::string message_;
   std::string type_name_;
+  std::vector<std::string> chain_messages_;  // messages above the root, outermost first
 };
 
 /// Turns a failure into a Decision by rules matched in order; the first match wins.

@@ -41,6 +41,9 @@ struct ErrorInfo {
   std::string message{};             ///< Root-cause message.
   std::string code{};                ///< "category:value" of the error code, if any.
   std::optional<int> http_status{};  ///< HTTP status carried by the error, if any.
+  /// What the root cause was wrapped in: the messages of the enclosing exceptions of a
+  /// `std::throw_with_nested` chain, outermost first. Empty when it was not wrapped.
+  std::vector<std::string> context{};
   friend bool operator==(const ErrorInfo&, const ErrorInfo&) = default;
 };
 

@@ -701,6 +701,38 @@ MIDAS_CONFORMANCE_CASE("an on_failed that throws does not keep the failure from 
   CHECK(logged);
 }
 
+MIDAS_CONFORMANCE_CASE(
+    "a task rescued with no retry delay keeps its place in line, ahead of later tasks") {
+  Env env;
+  LogLines log;
+  Seen order;
+  Registry reg;
+  reg.add_json(
+      "job",
+      [&](const json& p, TaskContext&) -> result<void> {
+        order.add(std::to_string(order.sorted().size()) + ":" + p.at("name").get<std::string>());
+        return success();
+      },
+      {.retry = fixed(0s, 5)});
+  const TaskId first = add(env.q(), reg.spec("job", json{{"name", "a"}}));
+  const ClaimedTask dead = claim_one(env.q(), "default", "dead-worker");
+  REQUIRE(dead.task.id == first);
+  env.clock.advance(1s);
+  (void)add(env.q(), reg.spec("job", json{{"name", "b"}}));
+  (void)add(env.q(), reg.spec("job", json{{"name", "c"}}));
+  env.clock.advance(1min);  // a's lease is long gone; b and c have waited a minute too
+  WorkerOptions options = worker_options(log);
+  options.concurrency = 1;
+  Worker worker{env.q(), reg, options};
+  worker.run_until_idle();
+  CHECK(order.sorted() == std::vector<std::string>{"0:a", "1:b", "2:c"});
+  const Task t = ok(env.q().get(first));
+  CHECK(t.status == TaskStatus::succeeded);
+  REQUIRE(t.history.size() == 2);
+  CHECK(t.history[0].error->type == "lease_expired");
+  CHECK(t.history[0].next_run_at == std::optional<TimePoint>{dead.task.run_at});
+}
+
 MIDAS_CONFORMANCE_CASE("a heartbeat from the handler keeps its task from expiring") {
   Env env;
   LogLines log;

@@ -301,6 +301,14 @@ TEST_SUITE("error classifier") {
       CHECK(info.type == "unit_test::ConnectTimeout");
       CHECK(info.message == "connect timed out");
       CHECK(info.code.empty());
+      // What it was wrapped in, outermost first, for an operator reading the history.
+      CHECK(info.context ==
+            std::vector<std::string>{"attempt-join journey failed", "POST /join failed"});
+    }
+    SUBCASE("an error that was not wrapped has no context") {
+      auto info = Failure{std::make_exception_ptr(std::runtime_error("plain"))}.info();
+      CHECK(info.message == "plain");
+      CHECK(info.context.empty());
     }
     SUBCASE("an HttpError carries its status") {
       auto info =

@@ -211,7 +211,13 @@ TEST_SUITE("task json") {
     CHECK(j.at("started_at") == "2026-11-27T19:06:00.123Z");
     CHECK(j.at("decision") == "retry_after");
     CHECK(j.at("error").at("http_status") == 503);
+    CHECK_FALSE(j.at("error").contains("context"));  // only written when there is one
     CHECK(j.get<AttemptRecord>() == a);
+
+    a.error->context = {"535 Message was not sent", "POST /join failed"};
+    j = a;
+    CHECK(j.at("error").at("context") == json{"535 Message was not sent", "POST /join failed"});
+    CHECK(json::parse(j.dump()).get<AttemptRecord>() == a);
 
     AttemptRecord ok;
     ok.attempt = 3;
