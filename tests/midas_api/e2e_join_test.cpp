@@ -351,6 +351,11 @@ void fails_twice_then_succeeds(Backend b) {
   REQUIRE(creds.size() == 1);
   CHECK(creds[0]["method"] == "PUT");
   CHECK(creds[0]["body"].contains("card_number"));
+  // The credentials appear in clear nowhere: not in the log, not in the task as stored.
+  const std::string log = s.api->log_tail(10'000'000);
+  CHECK(log.find("ada101@example.com") == std::string::npos);
+  CHECK(log.find("Lovelace") == std::string::npos);
+  CHECK(t.dump().find("ada101@example.com") == std::string::npos);
   // The counters operators watch.
   const std::string metrics = s.a->get("/metrics").body;
   CHECK(metrics.find(R"(midas_api_tasks_total{type="attempt-join",outcome="error"} 2)") !=
