@@ -4,13 +4,20 @@
 //
 //   midas_test_drainer enqueue URL QUEUE COUNT
 //   midas_test_drainer drain URL QUEUE EXPECT CONCURRENCY TASK_MS RUN_LOG TIMEOUT_S
+//   midas_test_drainer check URL QUEUE EXPECT
 //
 // `drain` runs a Worker until EXPECT tasks of QUEUE have succeeded (counted by the backend), and
 // appends "<task id> <attempt> <pid>" to RUN_LOG each time a handler runs, so the test can count
 // runs per task across processes. Exit 0 when done, 1 on timeout or error.
+//
+// `check` reads every task of QUEUE back from the backend and prints
+// "tasks=N succeeded=S lost=L finished_twice=F not_succeeded=X": lost counts expected tasks that
+// are missing or not succeeded, finished_twice tasks whose history records two successes (which
+// fencing must prevent). Exit 0 when lost and finished_twice are 0.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -79,13 +86,16 @@ int drain(const char* url, const std::string& queue, std::size_t expect, int con
       },
       {.queue = queue, .retry = midas::RetryPolicy::fixed(std::chrono::milliseconds{200})});
   const char* lease_ms = std::getenv("MIDAS_TEST_LEASE_MS");  // short in the restart test
-  midas::Worker worker{q,
-                       registry,
-                       {.queues = {queue},
-                        .concurrency = concurrency,
-                        .lease = std::chrono::milliseconds{lease_ms ? to_int(lease_ms) : 30000},
-                        .heartbeat_interval = std::chrono::seconds{2},
-                        .backoff_max = std::chrono::seconds{1}}};
+  const std::chrono::milliseconds lease{lease_ms ? to_int(lease_ms) : 30000};
+  midas::Worker worker{
+      q,
+      registry,
+      {.queues = {queue},
+       .concurrency = concurrency,
+       .lease = lease,
+       .heartbeat_interval = std::min<midas::Duration>(std::chrono::seconds{2}, lease / 4),
+       .rescue_interval = std::min<midas::Duration>(std::chrono::seconds{1}, lease / 4),
+       .backoff_max = std::chrono::seconds{1}}};
   worker.start();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{timeout_s};
   int rc = 1;
@@ -109,16 +119,48 @@ int drain(const char* url, const std::string& queue, std::size_t expect, int con
   return rc;
 }
 
+int check(const char* url, const std::string& queue, std::size_t expect) {
+  auto q = midas::connect(url);
+  if (!q) {
+    std::cerr << "drainer: cannot connect: " << q.error().message() << "\n";
+    return 1;
+  }
+  std::size_t tasks = 0, succeeded = 0, twice = 0;
+  for (std::size_t offset = 0;; offset += 1000) {
+    auto page = q.value()->list({.queue = queue, .limit = 1000, .offset = offset});
+    if (!page) {
+      std::cerr << "drainer: list failed: " << page.error().message() << "\n";
+      return 1;
+    }
+    for (const auto& t : page.value()) {
+      ++tasks;
+      succeeded += t.status == midas::TaskStatus::succeeded ? 1 : 0;
+      const auto wins = std::count_if(t.history.begin(), t.history.end(),
+                                      [](const auto& a) { return a.decision == "succeeded"; });
+      twice += wins > 1 ? 1 : 0;
+    }
+    if (page.value().size() < 1000) break;
+  }
+  const std::size_t lost = expect > succeeded ? expect - succeeded : 0;
+  std::cout << "tasks=" << tasks << " succeeded=" << succeeded << " lost=" << lost
+            << " finished_twice=" << twice << " not_succeeded=" << (tasks - succeeded) << "\n";
+  return lost == 0 && twice == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "enqueue" && argc == 5) return enqueue(argv[2], argv[3], to_int(argv[4]));
+  if (mode == "check" && argc == 5) {
+    return check(argv[2], argv[3], static_cast<std::size_t>(to_int(argv[4])));
+  }
   if (mode == "drain" && argc == 9) {
     return drain(argv[2], argv[3], static_cast<std::size_t>(to_int(argv[4])), to_int(argv[5]),
                  to_int(argv[6]), argv[7], to_int(argv[8]));
   }
   std::cerr << "usage: midas_test_drainer enqueue URL QUEUE COUNT\n"
+               "       midas_test_drainer check URL QUEUE EXPECT\n"
                "       midas_test_drainer drain URL QUEUE EXPECT CONCURRENCY TASK_MS RUN_LOG "
                "TIMEOUT_S\n";
   return 2;
