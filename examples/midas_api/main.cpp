@@ -90,6 +90,11 @@ int main(int argc, char** argv) {
     midas_api::Server server(
         std::move(services), host_name, wanted_port,
         worker_mode ? midas_api::ServerMode::worker : midas_api::ServerMode::api);
+    if (worker_mode && server.services().config.backend_url.starts_with("memory:")) {
+      log.warning(
+          "midas-api worker on memory:// sees only its own (empty) queue: point it and the API "
+          "at the same postgresql:// or redis:// backend");
+    }
     server.services().start_worker();
 
     std::thread signal_thread([&server, &log, signals] {

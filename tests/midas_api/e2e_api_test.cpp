@@ -19,21 +19,6 @@ namespace {
 
 const std::string kAesKey = "e2e-test-aes-key";
 
-std::string url_encode(const std::string& s) {
-  std::string out;
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
 std::string encrypt(const json& credentials) {
   auto e = midas_api::crypto::encrypt_credentials(credentials, kAesKey);
   REQUIRE(e.has_value());
@@ -127,11 +112,11 @@ struct Stack {
   e2e::Reply get(const std::string& endpoint, const json& credentials,
                  const std::string& extra = "scheme_account_id=5&user_id=9",
                  const httplib::Headers& headers = {}) {
-    return a->get(endpoint + "?credentials=" + url_encode(encrypt(credentials)) + "&" + extra,
+    return a->get(endpoint + "?credentials=" + e2e::url_encode(encrypt(credentials)) + "&" + extra,
                   headers);
   }
   json calls(const std::string& prefix) {
-    return m->get("/_calls?path_prefix=" + url_encode(prefix)).json_body;
+    return m->get("/_calls?path_prefix=" + e2e::url_encode(prefix)).json_body;
   }
   /// Waits until `n` calls under `prefix` were recorded (publishing is asynchronous).
   json wait_calls(const std::string& prefix, std::size_t n) {
@@ -292,15 +277,16 @@ TEST_CASE("request errors: unknown slug, missing parameters, garbage credentials
         json{{"message", "Please provide either \"user_set\" or \"user_id\" parameters"}});
 
   for (const std::string& query :
-       {std::string("scheme_account_id=5&user_id=9"),                                   // no creds
-        "credentials=" + url_encode(encrypt(good)) + "&user_id=9",                      // no id
-        "credentials=" + url_encode(encrypt(good)) + "&scheme_account_id=x&user_id=9",  // not int
+       {std::string("scheme_account_id=5&user_id=9"),                    // no creds
+        "credentials=" + e2e::url_encode(encrypt(good)) + "&user_id=9",  // no id
+        "credentials=" + e2e::url_encode(encrypt(good)) +
+            "&scheme_account_id=x&user_id=9",                                // not int
         std::string("credentials=%21%21%21&scheme_account_id=5&user_id=9"),  // not base64
         std::string("credentials=QUJD&scheme_account_id=5&user_id=9"),       // too short
         "credentials=" +
-            url_encode(*midas_api::crypto::encrypt_credentials(good, "some other key")) +
+            e2e::url_encode(*midas_api::crypto::encrypt_credentials(good, "some other key")) +
             "&scheme_account_id=5&user_id=9",  // wrong key
-        "credentials=" + url_encode(*midas_api::crypto::encrypt_text("not json", kAesKey)) +
+        "credentials=" + e2e::url_encode(*midas_api::crypto::encrypt_text("not json", kAesKey)) +
             "&scheme_account_id=5&user_id=9"}) {
     CAPTURE(query);
     const auto r = s.a->get("/iceland-bonus-card/balance?" + query);

@@ -90,21 +90,6 @@ int free_port() {
   throw std::runtime_error("no free loopback port found");
 }
 
-std::string url_encode(const std::string& s) {
-  std::string out;
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
 // "2026-11-27T19:06:00.123Z" -> milliseconds since the epoch.
 std::int64_t epoch_ms(const json& iso) {
   REQUIRE(iso.is_string());
@@ -249,7 +234,7 @@ struct JoinStack {
     return r.json_body["tasks"];
   }
   json calls(const std::string& prefix) {
-    return m->get("/_calls?path_prefix=" + url_encode(prefix)).json_body;
+    return m->get("/_calls?path_prefix=" + e2e::url_encode(prefix)).json_body;
   }
   json wait_calls(const std::string& prefix, std::size_t n,
                   std::chrono::seconds timeout = std::chrono::seconds{30}) {

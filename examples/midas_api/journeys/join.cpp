@@ -55,6 +55,19 @@ std::vector<std::int64_t> consent_ids(const json& credentials) {
   return ids;
 }
 
+// The join's user as Hermes sees it (no credentials): journey JOIN, status 442 as the original.
+UserInfo public_user(const AttemptJoinParams& p, const std::string& message_uid) {
+  UserInfo u;
+  u.scheme_account_id = p.scheme_account_id;
+  u.user_set = p.user_set;
+  u.channel = p.channel;
+  u.journey_type = JourneyType::join;
+  u.status = hermes_status::join_async_in_progress;
+  u.tid = p.tid;
+  u.message_uid = message_uid;
+  return u;
+}
+
 std::string describe(int code) {
   for (const ErrorKind& k : errors::all) {
     if (k.code == code) return std::to_string(code) + " " + std::string(k.name);
@@ -238,13 +251,7 @@ midas::result<void> JoinJourneys::attempt_join(const AttemptJoinParams& p,
   const std::string step = step_of(ctx);
   const std::string& task_id = ctx.task().id;
   Join join;
-  join.published.scheme_account_id = p.scheme_account_id;
-  join.published.user_set = p.user_set;
-  join.published.channel = p.channel;
-  join.published.journey_type = JourneyType::join;
-  join.published.status = hermes_status::join_async_in_progress;
-  join.published.tid = p.tid;
-  join.published.message_uid = task_id;  // the merchant echoes it in its callback
+  join.published = public_user(p, task_id);  // the merchant echoes the task id in its callback
   const std::string& slug = p.scheme_slug;
   const auto fields = [&](json extra = json::object()) {
     extra["task"] = task_id;
@@ -341,13 +348,7 @@ midas::result<void> JoinJourneys::join_callback(const JoinCallbackParams& p,
   fields["transaction"] = jp.tid;
 
   Join join;
-  join.published.scheme_account_id = jp.scheme_account_id;
-  join.published.user_set = jp.user_set;
-  join.published.channel = jp.channel;
-  join.published.journey_type = JourneyType::join;
-  join.published.status = hermes_status::join_async_in_progress;
-  join.published.tid = jp.tid;
-  join.published.message_uid = message_uid;
+  join.published = public_user(jp, message_uid);
   join.agent = deps_.agents.find(p.scheme_slug);
   if (join.agent == nullptr) return ctx.fail("no agent is registered for '" + p.scheme_slug + "'");
   auto credentials = crypto::decrypt_credentials(jp.credentials, deps_.aes_key);
@@ -486,12 +487,7 @@ void JoinJourneys::join_failed(const midas::Task& task, const midas::AttemptReco
   fields["code"] = code;
   fields["error"] = describe(code);
   Join join;
-  join.published.scheme_account_id = p.scheme_account_id;
-  join.published.user_set = p.user_set;
-  join.published.channel = p.channel;
-  join.published.journey_type = JourneyType::join;
-  join.published.status = hermes_status::join_async_in_progress;
-  join.published.tid = p.tid;
+  join.published = public_user(p, task.id);
   join.agent = deps_.agents.find(p.scheme_slug);
   join.user = join.published;
   if (auto credentials = crypto::decrypt_credentials(p.credentials, deps_.aes_key)) {
