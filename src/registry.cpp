@@ -2,8 +2,28 @@
 #include "midas/registry.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <vector>
 
 namespace midas {
+
+bool detail::numbers_fit_integers(const nlohmann::json& params) {
+  // An explicit stack: params may nest as deep as the parser allowed.
+  std::vector<const nlohmann::json*> todo{&params};
+  while (!todo.empty()) {
+    const nlohmann::json* j = todo.back();
+    todo.pop_back();
+    if (j->is_number_float()) {
+      const double v = j->get<double>();
+      if (!std::isfinite(v) || v >= 2147483648.0 || v < -2147483648.0) {
+        return false;
+      }
+    } else if (j->is_structured()) {
+      for (const auto& child : *j) todo.push_back(&child);
+    }
+  }
+  return true;
+}
 
 Registry& Registry::add_json(std::string name, JsonHandler handler, TypeOptions options) {
   add_type(std::move(name), std::move(handler), std::move(options), std::nullopt);

@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 #include <cstdio>
+#include <limits>
 
 namespace midas {
 namespace {
@@ -42,6 +43,33 @@ std::optional<T> optional_field(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
   return it->get<T>();
+}
+
+// An integer field: missing or null gives `fallback`; a float, a string or a value out of Int's
+// range throws json::exception (nlohmann's own get<int>() casts a float with undefined behaviour
+// when it does not fit: found by fuzz/task_json_fuzzer.cpp).
+template <class Int>
+Int integer_at(const json& j, const char* key, Int fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  const auto fail = [&](const char* what) {
+    throw json::other_error::create(501, std::string{"midas: "} + key + " " + what, &*it);
+  };
+  if (it->is_number_unsigned()) {
+    const auto v = it->get<std::uint64_t>();
+    if (v > static_cast<std::uint64_t>(std::numeric_limits<Int>::max())) fail("is out of range");
+    return static_cast<Int>(v);
+  }
+  if (it->is_number_integer()) {
+    const auto v = it->get<std::int64_t>();
+    if (v < static_cast<std::int64_t>(std::numeric_limits<Int>::min()) ||
+        v > static_cast<std::int64_t>(std::numeric_limits<Int>::max())) {
+      fail("is out of range");
+    }
+    return static_cast<Int>(v);
+  }
+  fail("must be an integer");
+  return fallback;  // not reached
 }
 
 // Reads digits [pos, pos+n) of `s` as a number; -1 if they are not all digits.
@@ -120,6 +148,9 @@ result<TimePoint> parse_time(std::string_view s) {
   if (y < 0 || mo < 1 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60) {
     return errc::invalid_argument;
   }
+  // A TimePoint counts nanoseconds in 64 bits: 1677-09-21 to 2262-04-11. Outside whole years of
+  // that range the conversion would overflow (found by fuzz/task_json_fuzzer.cpp).
+  if (y < 1678 || y > 2261) return errc::invalid_argument;
   year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
   if (!ymd.ok()) return errc::invalid_argument;
   std::size_t pos = 19;
@@ -161,7 +192,11 @@ void from_json(const json& j, ErrorInfo& e) {
   e.type = j.value("type", "");
   e.message = j.value("message", "");
   e.code = j.value("code", "");
-  e.http_status = optional_field<int>(j, "http_status");
+  if (j.contains("http_status") && !j.at("http_status").is_null()) {
+    e.http_status = integer_at<int>(j, "http_status", 0);
+  } else {
+    e.http_status.reset();
+  }
   e.context.clear();
   if (auto it = j.find("context"); it != j.end() && it->is_array()) {
     for (const auto& m : *it) {
@@ -181,7 +216,8 @@ void to_json(json& j, const AttemptRecord& a) {
 }
 
 void from_json(const json& j, AttemptRecord& a) {
-  a.attempt = j.at("attempt").get<int>();
+  (void)j.at("attempt");  // required
+  a.attempt = integer_at<int>(j, "attempt", 0);
   a.started_at = time_at(j, "started_at");
   a.finished_at = time_at(j, "finished_at");
   a.worker_id = j.value("worker_id", "");
@@ -216,9 +252,9 @@ void from_json(const json& j, Task& t) {
   t.queue = j.at("queue").get<std::string>();
   t.params = j.value("params", json::object());
   t.status = j.at("status").get<TaskStatus>();
-  t.attempt = j.value("attempt", 0);
-  t.max_attempts = j.value("max_attempts", default_max_attempts);
-  t.priority = j.value("priority", 0);
+  t.attempt = integer_at<int>(j, "attempt", 0);
+  t.max_attempts = integer_at<int>(j, "max_attempts", default_max_attempts);
+  t.priority = integer_at<int>(j, "priority", 0);
   t.run_at = time_at(j, "run_at");
   t.unique_key = optional_field<std::string>(j, "unique_key");
   t.created_at = time_at(j, "created_at");
@@ -242,11 +278,11 @@ void from_json(const json& j, TaskSpec& s) {
   s.type = j.at("type").get<std::string>();
   s.params = j.value("params", json::object());
   s.queue = j.value("queue", std::string{"default"});
-  s.priority = j.value("priority", 0);
+  s.priority = integer_at<int>(j, "priority", 0);
   s.run_at = optional_time(j, "run_at");
-  s.delay = Duration{j.value("delay_ms", std::int64_t{0})};
+  s.delay = Duration{integer_at<std::int64_t>(j, "delay_ms", 0)};
   s.unique_key = optional_field<std::string>(j, "unique_key");
-  s.max_attempts = j.value("max_attempts", 0);
+  s.max_attempts = integer_at<int>(j, "max_attempts", 0);
 }
 
 }  // namespace midas

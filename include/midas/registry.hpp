@@ -20,6 +20,15 @@
 
 namespace midas {
 
+namespace detail {
+/// False when `params` holds a floating-point number of magnitude 2^31 or more (or not finite):
+/// nlohmann_json converts a JSON float into an integer field with a plain cast, which is
+/// undefined behaviour when the value does not fit (an `int` field), so typed handlers refuse
+/// those params instead (found by fuzzing). Integers written without a fraction or exponent are
+/// not affected, whatever their size.
+[[nodiscard]] bool numbers_fit_integers(const nlohmann::json& params);
+}  // namespace detail
+
 /// Params types: anything nlohmann_json converts both ways.
 template <class T>
 concept JsonParams = requires(nlohmann::json& j, const T& t) {
@@ -28,9 +37,10 @@ concept JsonParams = requires(nlohmann::json& j, const T& t) {
 };
 
 /// Called when a task is about to be recorded as failed for good: `task` as it stands after its
-/// last attempt (with the checkpoint it recorded last), `last` that attempt's record (error, decision "fail" or "exhausted"), and
-/// `failure` the handler's exception chain or returned error (nullptr when the handler decided
-/// through `ctx.fail`, or when the worker running it died and its lease expired).
+/// last attempt (with the checkpoint it recorded last), `last` that attempt's record (error,
+/// decision "fail" or "exhausted"), and `failure` the handler's exception chain or returned error
+/// (nullptr when the handler decided through `ctx.fail`, or when the worker running it died and its
+/// lease expired).
 using FailedHandler =
     std::function<void(const Task& task, const AttemptRecord& last, const Failure* failure)>;
 
@@ -77,13 +87,20 @@ class Registry {
  public:
   /// Registers `T` as task type `name`. `handler(const T&, TaskContext&)` returns
   /// `midas::result<void>` or `void`, or throws. Params that do not convert to `T` fail the
-  /// attempt for good (decision `fail`) with a message naming the type and the problem.
+  /// attempt for good (decision `fail`) with a message naming the type and the problem; so do
+  /// params holding a floating-point number of magnitude 2^31 or more (see
+  /// detail::numbers_fit_integers): register a JSON handler to accept those.
   template <JsonParams T, class F>
   requires std::invocable<F&, const T&, TaskContext&> Registry& add(std::string name, F handler,
                                                                     TypeOptions options = {}) {
     JsonHandler h = [handler = std::move(handler), name](const nlohmann::json& params,
                                                          TaskContext& ctx) mutable -> result<void> {
       std::optional<T> typed;
+      if (!detail::numbers_fit_integers(params)) {
+        return ctx.fail("params of task type '" + name +
+                        "' hold a number of magnitude 2^31 or more, which midas does not decode "
+                        "into a C++ type");
+      }
       try {
         typed.emplace(params.get<T>());
       } catch (const nlohmann::json::exception& e) {

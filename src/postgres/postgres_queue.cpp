@@ -26,8 +26,6 @@ using detail::PgConnPtr;
 using detail::PgResultPtr;
 using nlohmann::json;
 
-constexpr std::string_view unfinished = "('pending', 'running', 'retrying')";
-
 std::int64_t to_us(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
 }

@@ -208,6 +208,30 @@ TEST_SUITE("registry") {
     CHECK(res.error() == midas::make_http_error(503));
   }
 
+  TEST_CASE("a number too large for any integer fails the attempt instead of being cast") {
+    // nlohmann_json turns 2.7e103 into an int with a plain cast: undefined behaviour, found by
+    // fuzz/task_json_fuzzer.cpp. midas refuses such params before decoding them.
+    Registry r;
+    bool called = false;
+    r.add<ChargeCard>("charge", [&called](const ChargeCard&, TaskContext&) { called = true; });
+    for (const char* text :
+         {R"({"card":"c","amount_pence":2.7e103})",
+          R"({"card":"c","amount_pence":1,"extra":[{"deep":-1e19}]})",
+          R"({"card":"c","amount_pence":2147483648.0})", R"({"card":"c","amount_pence":3e9})"}) {
+      CAPTURE(text);
+      unit_test::ContextFixture f;
+      auto res = r.find("charge")->handler(nlohmann::json::parse(text), f.ctx);
+      CHECK_FALSE(res);
+      CHECK_FALSE(called);
+      REQUIRE(f.ctx.decision().has_value());
+      CHECK(*f.ctx.decision() == midas::Decision::fail());
+      CHECK(f.ctx.decision_reason().find("2^31") != std::string::npos);
+    }
+    // Large but representable numbers, and large integers, still decode as before.
+    CHECK(midas::detail::numbers_fit_integers(nlohmann::json::parse(
+        R"({"a":2147483647.0,"b":-2147483648.0,"c":18446744073709551615,"d":1.5})")));
+  }
+
   TEST_CASE("params that do not fit the C++ type fail the attempt for good, naming the type") {
     Registry r;
     bool called = false;

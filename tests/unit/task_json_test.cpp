@@ -114,6 +114,35 @@ TEST_SUITE("task json") {
     CHECK(offset.value() == example_time());
   }
 
+  TEST_CASE("a task whose times are out of range is refused as JSON, not read as garbage") {
+    json j = json::parse(R"({"id":"42","type":"t","queue":"q","params":{},"status":"failed",
+      "attempt":2,"max_attempts":4,"priority":0,"run_at":"2026-11-27T19:06:00.123Z",
+      "unique_key":null,"created_at":"2026-11-27T19:06:00.123Z",
+      "updated_at":"1013-11-27T19:06:01.000Z","finished_at":null,"lease_owner":null,
+      "lease_expires_at":null,"checkpoint":null,"history":[]})");
+    CHECK_THROWS_AS((void)j.get<midas::Task>(), json::exception);
+    j["updated_at"] = "1678-01-01T00:00:00Z";  // the earliest whole year that fits
+    CHECK(j.get<midas::Task>().updated_at == midas::parse_time("1678-01-01T00:00:00Z").value());
+  }
+
+  TEST_CASE("integer fields refuse floats, strings and out-of-range values as JSON errors") {
+    // nlohmann's get<int>() of 6.4e68 is a cast with undefined behaviour (fuzz/task_json_fuzzer).
+    for (const char* text :
+         {R"({"type":"t","priority":6.4e68})", R"({"type":"t","priority":1.5})",
+          R"({"type":"t","max_attempts":"3"})", R"({"type":"t","priority":2147483648})",
+          R"({"type":"t","delay_ms":18446744073709551615})",
+          R"({"type":"t","priority":-2147483649})"}) {
+      CAPTURE(text);
+      CHECK_THROWS_AS((void)json::parse(text).get<midas::TaskSpec>(), json::exception);
+    }
+    const auto spec =
+        json::parse(R"({"type":"t","priority":-3,"max_attempts":2147483647,"delay_ms":5})")
+            .get<midas::TaskSpec>();
+    CHECK(spec.priority == -3);
+    CHECK(spec.max_attempts == 2147483647);
+    CHECK(spec.delay == midas::Duration{5});
+  }
+
   TEST_CASE("format_time and parse_time round-trip") {
     for (auto t :
          {example_time(), example_time() + 999ms, example_time() + 24h * 400, TimePoint{}}) {
@@ -130,7 +159,11 @@ TEST_SUITE("task json") {
     for (const char* text :
          {"", "garbage", "2026-11-27", "2026-11-27T19:06:00", "2026-11-27T19:06:00.123",
           "2026-13-01T00:00:00Z", "2026-11-27T25:00:00Z", "2026-11-27T19:61:00Z",
-          "2026-11-27T19:06:00.123Zjunk", "27/11/2026 19:06", "2026-11-27T19:06:00.abcZ", "-"}) {
+          "2026-11-27T19:06:00.123Zjunk", "27/11/2026 19:06", "2026-11-27T19:06:00.abcZ", "-",
+          // Outside what a nanosecond TimePoint holds: the conversion overflowed (found by
+          // fuzz/task_json_fuzzer.cpp; its input had "updated_at": "1013-11-27T19:06:01.000Z").
+          "1013-11-27T19:06:01.000Z", "0000-01-01T00:00:00Z", "1677-12-31T23:59:59Z",
+          "2262-04-12T00:00:00Z", "9999-12-31T23:59:59Z"}) {
       CAPTURE(text);
       auto r = midas::parse_time(text);
       REQUIRE_FALSE(r);
