@@ -48,11 +48,11 @@ Failure::Failure(std::exception_ptr e) {
   std::exception_ptr p = std::move(e);
   for (int depth = 0; p && depth < max_chain_depth; ++depth) {
     chain_.push_back(p);
+    if (depth > 0) chain_messages_.push_back(message_);  // the level above, now a wrapper
     std::exception_ptr next;
     try {
       std::rethrow_exception(p);
     } catch (const std::exception& ex) {
-      if (depth > 0) chain_messages_.push_back(message_);
       type_name_ = demangle(typeid(ex).name());
       message_ = ex.what();
       if (const auto* se = dynamic_cast<const std::system_error*>(&ex))
@@ -63,12 +63,10 @@ Failure::Failure(std::exception_ptr e) {
       }
       if (const auto* n = dynamic_cast<const std::nested_exception*>(&ex)) next = n->nested_ptr();
     } catch (const std::nested_exception& n) {
-      if (depth > 0) chain_messages_.push_back(message_);
       type_name_ = current_exception_type_name();
       message_.clear();
       next = n.nested_ptr();
     } catch (...) {
-      if (depth > 0) chain_messages_.push_back(message_);
       type_name_ = current_exception_type_name();
       message_ = "exception of type " + type_name_ + " (not derived from std::exception)";
     }

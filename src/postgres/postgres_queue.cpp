@@ -268,8 +268,8 @@ void append_copy_timestamp(std::string& out, std::int64_t us) {
 }
 
 // Enqueues validated specs without unique keys with COPY: ids from the sequence in one
-// statement, then the rows in one COPY (all or none: one statement). Twice as fast as the
-// INSERT ... SELECT FROM jsonb_to_recordset path on 1000-task batches.
+// statement, then the rows in one COPY (all or none: one statement). On 1000-task batches,
+// 64-81k tasks/s against 46-47k/s through INSERT ... SELECT FROM jsonb_to_recordset.
 result<std::vector<Enqueued>> copy_enqueue(PGconn* conn, const std::string& ids_sql,
                                            const std::string& copy_sql,
                                            std::span<const TaskSpec> specs, TimePoint now,

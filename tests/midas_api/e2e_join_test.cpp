@@ -16,7 +16,6 @@
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
-#include <ctime>
 #include <fstream>
 #include <random>
 #include <set>
@@ -25,6 +24,7 @@
 #include "crypto/credentials.hpp"
 #include "crypto/hashids.hpp"
 #include "e2e_support.hpp"
+#include "midas/task.hpp"
 
 using e2e::json;
 
@@ -90,17 +90,13 @@ int free_port() {
   throw std::runtime_error("no free loopback port found");
 }
 
-// "2026-11-27T19:06:00.123Z" -> milliseconds since the epoch.
+// "2026-11-27T19:06:00.123Z" (the library's time format) -> milliseconds since the epoch.
 std::int64_t epoch_ms(const json& iso) {
   REQUIRE(iso.is_string());
-  const std::string s = iso.get<std::string>();
-  std::tm tm{};
-  int ms = 0;
-  REQUIRE(std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                      &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) == 7);
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return static_cast<std::int64_t>(timegm(&tm)) * 1000 + ms;
+  const auto t = midas::parse_time(iso.get<std::string>());
+  REQUIRE(t.has_value());
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.value().time_since_epoch())
+      .count();
 }
 
 json join_credentials(const std::string& email, const std::string& postcode = "rg1 1aa") {

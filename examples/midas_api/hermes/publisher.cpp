@@ -84,14 +84,7 @@ bool Publisher::submit(OutboundCall call) {
 bool Publisher::deliver(const OutboundCall& call) {
   if (!enabled(call.target)) return true;  // nothing to send: not a failure
   ClientCache clients;
-  try {
-    return send(call, clients);
-  } catch (const std::exception& e) {
-    metrics_.publish(call.target, "failed");
-    log_.warning("publish failed",
-                 {{"target", call.target}, {"path", call.path}, {"error", e.what()}});
-    return false;
-  }
+  return send(call, clients);
 }
 
 std::size_t Publisher::depth() const {
@@ -141,15 +134,7 @@ void Publisher::run() {
       queue_.pop_front();
       ++in_flight_;
     }
-    try {
-      send(call, clients);
-    } catch (const std::exception& e) {
-      metrics_.publish(call.target, "failed");
-      log_.warning("publish failed",
-                   {{"target", call.target}, {"path", call.path}, {"error", e.what()}});
-    } catch (...) {
-      metrics_.publish(call.target, "failed");
-    }
+    (void)send(call, clients);  // failures are logged and counted there
     {
       const std::lock_guard lock(mutex_);
       --in_flight_;
@@ -159,6 +144,19 @@ void Publisher::run() {
 }
 
 bool Publisher::send(const OutboundCall& call, ClientCache& cache) {
+  try {
+    return send_once(call, cache);
+  } catch (const std::exception& e) {
+    metrics_.publish(call.target, "failed");
+    log_.warning("publish failed",
+                 {{"target", call.target}, {"path", call.path}, {"error", e.what()}});
+  } catch (...) {
+    metrics_.publish(call.target, "failed");
+  }
+  return false;
+}
+
+bool Publisher::send_once(const OutboundCall& call, ClientCache& cache) {
   const Base& base = call.target == "hermes" ? hermes_ : hades_;
   auto& client = cache.clients[call.target];
   if (!client) {

@@ -67,7 +67,9 @@ class Publisher {
  private:
   void run();
   void stop_once(std::chrono::milliseconds drain);
+  // Sends `call`; true on 2xx. Every failure (also an exception) is logged and counted here.
   bool send(const OutboundCall& call, struct ClientCache& clients);
+  bool send_once(const OutboundCall& call, struct ClientCache& clients);
 
   struct Base {
     std::string origin{};  // scheme://host:port

@@ -33,14 +33,6 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::optional<std::int64_t> parse_int64(std::string_view s) {
-  std::int64_t v = 0;
-  if (s.empty()) return std::nullopt;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
 std::optional<std::string> param(const httplib::Request& req, const char* key) {
   if (!req.has_param(key)) return std::nullopt;
   std::string v = req.get_param_value(key);
@@ -96,11 +88,6 @@ QueryRequest parse_query(const httplib::Request& req, std::string slug) {
   return q;
 }
 
-std::string known_slug_label(const Services& s, const std::string& slug) {
-  const AgentInfo* info = s.agents.find(slug);
-  return info ? info->slug : "unknown";
-}
-
 std::string status_message(int status) {
   switch (status) {
     case 400:
@@ -125,6 +112,20 @@ std::string status_message(int status) {
 }
 
 }  // namespace
+
+std::optional<std::int64_t> parse_int64(std::string_view s) {
+  std::int64_t v = 0;
+  if (s.empty()) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::string slug_label(const Services& s, const httplib::Request& req) {
+  if (req.matches.size() < 2) return "unknown";
+  const AgentInfo* info = s.agents.find(req.matches[1].str());
+  return info ? info->slug : "unknown";
+}
 
 std::string new_transaction_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -363,10 +364,7 @@ void install_routes(httplib::Server& server, Services& s, ServerMode mode) {
                                                                 : s.queries->account_overview(q);
                      write_json(res, 200, out);
                    },
-                   [&s](const httplib::Request& req) {
-                     return req.matches.size() > 1 ? known_slug_label(s, req.matches[1].str())
-                                                   : std::string("unknown");
-                   }));
+                   [&s](const httplib::Request& req) { return slug_label(s, req); }));
   }
 }
 

@@ -2,11 +2,14 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "agents/agent.hpp"
@@ -95,6 +98,13 @@ void install_routes(httplib::Server& server, Services& services, ServerMode mode
 /** The join routes (POST /{slug}/join, /{slug}/register, /join/merchant/{slug}) and the task
  *  history (GET /tasks, /tasks/{id}); in worker mode only the latter. */
 void install_join_routes(httplib::Server& server, Services& services, ServerMode mode);
+
+/// The whole of `s` as a decimal integer; nullopt when it is empty or anything else.
+[[nodiscard]] std::optional<std::int64_t> parse_int64(std::string_view s);
+
+/// The metrics label of a route's `{slug}` (its first regex group): the agent's slug, or
+/// "unknown" for a slug no agent has (so clients cannot create label values at will).
+[[nodiscard]] std::string slug_label(const Services& services, const httplib::Request& req);
 
 /// A new transaction id: 32 random hex digits (the original's uuid4().hex).
 [[nodiscard]] std::string new_transaction_id();

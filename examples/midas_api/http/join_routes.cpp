@@ -34,10 +34,7 @@ std::int64_t int_field(const json& body, const char* key) {
   }
   if (it->is_number_integer()) return it->get<std::int64_t>();
   if (it->is_string()) {  // the original took int(...) of what it got
-    const std::string& s = it->get_ref<const std::string&>();
-    std::int64_t v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec == std::errc{} && p == s.data() + s.size() && !s.empty()) return v;
+    if (auto v = parse_int64(it->get_ref<const std::string&>())) return *v;
   }
   throw bad_request(std::string("Field \"") + key + "\" must be an integer.");
 }
@@ -135,11 +132,7 @@ void install_join_routes(httplib::Server& server, Services& s, ServerMode mode) 
   install_task_routes(server, s);
   if (mode == ServerMode::worker) return;
 
-  const auto slug_label = [&s](const httplib::Request& req) {
-    if (req.matches.size() < 2) return std::string("unknown");
-    const AgentInfo* info = s.agents.find(req.matches[1].str());
-    return info ? info->slug : std::string("unknown");
-  };
+  const auto label = [&s](const httplib::Request& req) { return slug_label(s, req); };
 
   // POST /{slug}/join and /{slug}/register: store the join, answer once it is stored.
   for (const char* endpoint : {"join", "register"}) {
@@ -187,7 +180,7 @@ void install_join_routes(httplib::Server& server, Services& s, ServerMode mode) 
               res.set_header("X-Task-Id", e.id);
               write_json(res, 200, {{"message", "success"}});
             },
-            slug_label));
+            label));
   }
 
   // POST /join/merchant/{slug}: the merchant's asynchronous join result.
@@ -209,12 +202,9 @@ void install_join_routes(httplib::Server& server, Services& s, ServerMode mode) 
               if (!auth.starts_with(kScheme)) {
                 throw RequestError(401, "Missing \"Authorization: Signature <base64>\" header.");
               }
-              const std::string stamp = req.get_header_value("X-REQ-TIMESTAMP");
-              std::int64_t ts = 0;
-              auto [p, ec] = std::from_chars(stamp.data(), stamp.data() + stamp.size(), ts);
-              if (stamp.empty() || ec != std::errc{} || p != stamp.data() + stamp.size()) {
-                throw RequestError(401, "Missing or invalid X-REQ-TIMESTAMP header.");
-              }
+              const auto stamp = parse_int64(req.get_header_value("X-REQ-TIMESTAMP"));
+              if (!stamp) throw RequestError(401, "Missing or invalid X-REQ-TIMESTAMP header.");
+              const std::int64_t ts = *stamp;
               const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                                            std::chrono::system_clock::now().time_since_epoch())
                                            .count();
@@ -254,7 +244,7 @@ void install_join_routes(httplib::Server& server, Services& s, ServerMode mode) 
                                                 {"duplicate", enqueued.value().duplicate}});
             write_json(res, 200, {{"success", true}});
           },
-          slug_label));
+          label));
 }
 
 }  // namespace midas_api

@@ -353,14 +353,14 @@ midas::result<void> JoinJourneys::join_callback(const JoinCallbackParams& p,
   if (join.agent == nullptr) return ctx.fail("no agent is registered for '" + p.scheme_slug + "'");
   auto credentials = crypto::decrypt_credentials(jp.credentials, deps_.aes_key);
   if (!credentials) {
-    fail_join(join, errors::unknown.code, ctx);
+    fail_join(join, errors::unknown.code, p.scheme_slug, ctx);
     return ctx.fail("the join's credentials cannot be decrypted: " + credentials.error().message);
   }
   join.user = join.published;
   join.user.credentials = std::move(*credentials);
   if (step == kStepFailing) {
-    report_failed_join(join, ctx.saved_checkpoint().value("code", errors::unknown.code),
-                       p.scheme_slug);
+    send_failure_report(join, ctx.saved_checkpoint().value("code", errors::unknown.code),
+                        p.scheme_slug);
     return ctx.fail("join failed; reported again after a restart");
   }
 
@@ -392,7 +392,7 @@ midas::result<void> JoinJourneys::join_callback(const JoinCallbackParams& p,
       return midas::success();
     }
     // The merchant's answer is final: no retry of this task would change it.
-    fail_join(join, code, ctx);
+    fail_join(join, code, p.scheme_slug, ctx);
     return ctx.fail("the merchant reported a failed join: " + describe(code) + " (" +
                     failure.message() + ")");
   }
@@ -483,9 +483,6 @@ void JoinJourneys::join_failed(const midas::Task& task, const midas::AttemptReco
                     fields);
     return;
   }
-  const int code = failure != nullptr ? midas_code_of(*failure) : errors::unknown.code;
-  fields["code"] = code;
-  fields["error"] = describe(code);
   Join join;
   join.published = public_user(p, task.id);
   join.agent = deps_.agents.find(p.scheme_slug);
@@ -493,17 +490,27 @@ void JoinJourneys::join_failed(const midas::Task& task, const midas::AttemptReco
   if (auto credentials = crypto::decrypt_credentials(p.credentials, deps_.aes_key)) {
     join.user.credentials = std::move(*credentials);
   }
-  deps_.metrics.join(join.agent != nullptr ? join.agent->slug : p.scheme_slug, "failed");
+  const int code = failure != nullptr ? midas_code_of(*failure) : errors::unknown.code;
+  report_failed_join(join, code, p.scheme_slug, std::move(fields));
+}
+
+void JoinJourneys::report_failed_join(const Join& join, int midas_code, const std::string& slug,
+                                      json fields) {
+  fields["code"] = midas_code;
+  fields["error"] = describe(midas_code);
+  deps_.metrics.join(slug, "failed");
   deps_.log.error("join: failed for good; reporting to Hermes", fields);
   try {
-    report_failed_join(join, code, p.scheme_slug);
+    send_failure_report(join, midas_code, slug);
   } catch (const std::exception& e) {
+    // Hermes did not take the report. The task fails anyway: a failed join is not retried
+    // because Hermes is down. Operators see it in the log and in GET /tasks?status=failed.
     deps_.log.error("join: Hermes did not take the failure report",
-                    {{"task", task.id}, {"error", e.what()}});
+                    {{"task", fields.value("task", json())}, {"error", e.what()}});
   }
 }
 
-void JoinJourneys::report_failed_join(const Join& join, int midas_code, const std::string& slug) {
+void JoinJourneys::send_failure_report(const Join& join, int midas_code, const std::string& slug) {
   const json& credentials = join.user.credentials;
   deps_.hermes.join_failed(join.published, join_failure_status(midas_code, credentials), slug);
   for (std::int64_t id : consent_ids(credentials)) {
@@ -513,26 +520,15 @@ void JoinJourneys::report_failed_join(const Join& join, int midas_code, const st
                                   credential_text(credentials, "card_number").has_value());
 }
 
-void JoinJourneys::fail_join(const Join& join, int midas_code, midas::TaskContext& ctx) {
-  const std::string slug = join.agent != nullptr ? join.agent->slug : std::string{};
+void JoinJourneys::fail_join(const Join& join, int midas_code, const std::string& slug,
+                             midas::TaskContext& ctx) {
   checkpoint(ctx, {{"step", kStepFailing}, {"code", midas_code}});
-  deps_.metrics.join(slug, "failed");
-  deps_.log.error("join: failed for good; reporting to Hermes",
-                  {{"task", ctx.task().id},
-                   {"slug", slug},
-                   {"scheme_account_id", join.published.scheme_account_id},
-                   {"attempt", ctx.attempt()},
-                   {"code", midas_code},
-                   {"error", describe(midas_code)},
-                   {"transaction", join.published.tid}});
-  try {
-    report_failed_join(join, midas_code, slug);
-  } catch (const std::exception& e) {
-    // Hermes did not take the report. The task fails anyway: a failed join is not retried
-    // because Hermes is down. Operators see it in the log and in GET /tasks?status=failed.
-    deps_.log.error("join: Hermes did not take the failure report",
-                    {{"task", ctx.task().id}, {"error", e.what()}});
-  }
+  report_failed_join(join, midas_code, slug,
+                     {{"task", ctx.task().id},
+                      {"slug", slug},
+                      {"scheme_account_id", join.published.scheme_account_id},
+                      {"attempt", ctx.attempt()},
+                      {"transaction", join.published.tid}});
 }
 
 }  // namespace midas_api

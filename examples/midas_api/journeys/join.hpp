@@ -146,10 +146,15 @@ class JoinJourneys {
   /// attempt-join's on_failed: reports the failed join to Hermes (unless the merchant took it).
   void join_failed(const midas::Task& task, const midas::AttemptRecord& last,
                    const midas::Failure* failure);
-  /// The final-failure report to Hermes.
-  void report_failed_join(const Join& join, int midas_code, const std::string& slug);
-  /// join-callback: checkpoints "failing", reports, and returns; a refused report is logged.
-  void fail_join(const Join& join, int midas_code, midas::TaskContext& ctx);
+  /// Counts and logs a failed join (with `fields`), then reports it to Hermes; a report Hermes
+  /// refused is logged, not thrown.
+  void report_failed_join(const Join& join, int midas_code, const std::string& slug,
+                          nlohmann::json fields);
+  /// The final-failure calls to Hermes (status, consents, credentials); throws when one fails.
+  void send_failure_report(const Join& join, int midas_code, const std::string& slug);
+  /// join-callback: checkpoints "failing", then report_failed_join.
+  void fail_join(const Join& join, int midas_code, const std::string& slug,
+                 midas::TaskContext& ctx);
 
   JoinDeps deps_;
   midas::RetryPolicy policy_;
