@@ -18,12 +18,19 @@ struct pg_conn;
 
 namespace midas {
 
-/// What a Postgres URL cannot say. Query parameters of the URL (`schema`, `pool`, `migrate`)
-/// override these; other parameters go to libpq unchanged.
+/// What a Postgres URL cannot say. Query parameters of the URL (`schema`, `pool`, `migrate`,
+/// `statement_timeout_ms`, `network_timeout_ms`) override these; other parameters go to libpq
+/// unchanged.
 struct PostgresOptions {
   std::string schema = "midas";  ///< Schema of the task table: [a-z_][a-z0-9_]{0,62}.
   int pool_size = 4;             ///< Connections for queue calls (the LISTEN connection is extra).
+  /// The server cancels a statement that runs longer (`SET statement_timeout`).
   Duration statement_timeout{std::chrono::seconds{30}};
+  /// A reply still missing `statement_timeout + network_timeout` after its statement was sent
+  /// means the server cannot be reached (a cut network, a frozen host): the connection is closed
+  /// and the call fails with `backend_unavailable` (`in_doubt` for a state change), instead of
+  /// waiting for TCP to give up, which takes minutes.
+  Duration network_timeout{std::chrono::seconds{5}};
   Duration connect_timeout{std::chrono::seconds{5}};
   bool migrate = true;  ///< Apply pending migrations at connect (under an advisory lock).
   LogSink log = log_to_stderr;

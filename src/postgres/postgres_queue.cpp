@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The Postgres backend: one table, every transition one statement, fenced by the lease token.
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
@@ -111,16 +113,72 @@ std::error_code statement_error(PGconn* conn, const PGresult* r, bool acknowledg
   return errc::protocol_error;
 }
 
+// Collects the reply to what was sent on `conn`, like PQexec: the last result, or the first one
+// that failed (a COPY stops at its COPY_IN result). Waits at most `timeout` (zero: no limit); past
+// it the server is presumed unreachable (a cut network, a frozen host): the socket is shut, so the
+// connection reports failure (CONNECTION_BAD, dropped by the pool) instead of blocking its caller
+// until TCP gives up, which takes minutes. `timed_out` tells the caller.
+PgResultPtr await_reply(PGconn* conn, Duration timeout, bool& timed_out) {
+  timed_out = false;
+  const bool limited = timeout.count() > 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto succeeded = [](const PGresult* r) {
+    const auto status = PQresultStatus(r);
+    return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_EMPTY_QUERY ||
+           status == PGRES_COPY_IN;
+  };
+  PgResultPtr last;
+  for (;;) {
+    while (limited && PQisBusy(conn) != 0) {
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd fd{PQsocket(conn), POLLIN, 0};
+      const int rc = left.count() > 0 ? ::poll(&fd, 1, static_cast<int>(left.count())) : 0;
+      if (rc < 0 && errno == EINTR) continue;
+      if (rc == 0) {
+        timed_out = true;
+        ::shutdown(PQsocket(conn), SHUT_RDWR);  // PQgetResult now fails at once
+      }
+      if (rc <= 0 || PQconsumeInput(conn) == 0) break;  // PQgetResult reports the failure
+    }
+    PGresult* raw = PQgetResult(conn);
+    if (raw == nullptr) break;
+    PgResultPtr r{raw};
+    const auto status = PQresultStatus(r.get());
+    if (!last || succeeded(last.get())) last = std::move(r);
+    if (status == PGRES_COPY_IN) break;
+  }
+  return last;
+}
+
+// Where a statement's warnings go, and how long its reply may take (see await_reply).
+struct Io {
+  LogSink log;
+  Duration reply_timeout{0};
+};
+
 // Runs a statement; `sql` is sent with the parameters (no server-side preparation). Without
 // parameters, `sql` may hold several statements (migrations).
 result<PgResultPtr> exec(PGconn* conn, const std::string& sql, const Params& params,
-                         bool acknowledging, const LogSink& log) {
+                         bool acknowledging, const Io& io) {
+  const LogSink& log = io.log;
+  const Duration reply_timeout = io.reply_timeout;
   auto values = params.pointers();
-  PgResultPtr r{params.size() == 0 ? PQexec(conn, sql.c_str())
-                                   : PQexecParams(conn, sql.c_str(), params.size(), nullptr,
-                                                  values.data(), nullptr, nullptr, 0)};
+  const int sent = params.size() == 0 ? PQsendQuery(conn, sql.c_str())
+                                      : PQsendQueryParams(conn, sql.c_str(), params.size(), nullptr,
+                                                          values.data(), nullptr, nullptr, 0);
+  bool timed_out = false;
+  PgResultPtr r = sent == 1 ? await_reply(conn, reply_timeout, timed_out) : PgResultPtr{};
   const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_COPY_IN) return r;
+  if (timed_out) {
+    if (log) {
+      log(LogLevel::warning, "postgres: no reply within " + std::to_string(reply_timeout.count()) +
+                                 " ms: the connection is presumed cut and is closed (a network "
+                                 "outage or a frozen server; see network_timeout_ms)");
+    }
+    return acknowledging ? errc::in_doubt : make_error_code(errc::backend_unavailable);
+  }
   auto ec = statement_error(conn, r.get(), acknowledging);
   if (log && ec != errc::duplicate_task) {
     log(LogLevel::warning,
@@ -198,7 +256,7 @@ std::string enqueue_document(std::span<const TaskSpec> specs, std::span<const st
 // one when the unique key's holder finished between the insert and the look-up).
 result<std::vector<Enqueued>> run_enqueue(PGconn* conn, const std::string& sql,
                                           std::span<const TaskSpec> specs, TimePoint now,
-                                          const LogSink& log) {
+                                          const Io& io) {
   for (const auto& spec : specs) {
     MIDAS_TRYV(validate(spec));
   }
@@ -209,7 +267,7 @@ result<std::vector<Enqueued>> run_enqueue(PGconn* conn, const std::string& sql,
     if (round == 5) return errc::conflict;
     Params p;
     p.add(enqueue_document(specs, todo, now)).add(now);
-    MIDAS_TRY(r, exec(conn, sql, p, false, log));
+    MIDAS_TRY(r, exec(conn, sql, p, false, io));
     std::vector<std::size_t> again;
     for (int row = 0; row < PQntuples(r.get()); ++row) {
       auto n = parse_int(PQgetvalue(r.get(), row, 0));
@@ -273,10 +331,10 @@ void append_copy_timestamp(std::string& out, std::int64_t us) {
 result<std::vector<Enqueued>> copy_enqueue(PGconn* conn, const std::string& ids_sql,
                                            const std::string& copy_sql,
                                            std::span<const TaskSpec> specs, TimePoint now,
-                                           const LogSink& log) {
+                                           const Io& io) {
   Params p;
   p.add(static_cast<std::int64_t>(specs.size()));
-  MIDAS_TRY(ids, exec(conn, ids_sql, p, false, log));
+  MIDAS_TRY(ids, exec(conn, ids_sql, p, false, io));
   if (PQntuples(ids.get()) != static_cast<int>(specs.size())) return errc::protocol_error;
   std::string data;
   data.reserve(specs.size() * 160);
@@ -306,31 +364,22 @@ result<std::vector<Enqueued>> copy_enqueue(PGconn* conn, const std::string& ids_
     append_copy_timestamp(data, now_us);
     data += '\n';
   }
-  PgResultPtr start{PQexec(conn, copy_sql.c_str())};
-  if (!start || PQresultStatus(start.get()) != PGRES_COPY_IN) {
-    auto ec = statement_error(conn, start.get(), false);
-    if (log) log(LogLevel::warning, std::string{"postgres: COPY: "} + PQerrorMessage(conn));
-    return ec;
-  }
+  MIDAS_TRY(start, exec(conn, copy_sql, Params{}, false, io));
+  if (PQresultStatus(start.get()) != PGRES_COPY_IN) return errc::protocol_error;
   const bool sent = PQputCopyData(conn, data.data(), static_cast<int>(data.size())) == 1 &&
                     PQputCopyEnd(conn, nullptr) == 1;
-  // Read every result, so the connection is ready for the next statement.
-  std::error_code ec;
-  bool ok = false;
-  while (PGresult* raw = PQgetResult(conn)) {
-    PgResultPtr r{raw};
-    if (PQresultStatus(r.get()) == PGRES_COMMAND_OK) {
-      ok = true;
-    } else if (!ec) {
-      ec = statement_error(conn, r.get(), false);
-      if (log)
-        log(LogLevel::warning, std::string{"postgres: COPY: "} + PQresultErrorMessage(r.get()));
-    }
+  bool timed_out = false;
+  PgResultPtr end = await_reply(conn, io.reply_timeout, timed_out);
+  if (end && PQresultStatus(end.get()) == PGRES_COMMAND_OK && sent) return out;
+  const auto ec = timed_out ? make_error_code(errc::backend_unavailable)
+                            : statement_error(conn, end.get(), false);
+  if (io.log) {
+    io.log(LogLevel::warning,
+           std::string{"postgres: COPY: "} +
+               (timed_out ? "no reply in time, the connection is closed"
+                          : (end ? PQresultErrorMessage(end.get()) : PQerrorMessage(conn))));
   }
-  if (!sent && !ec) ec = statement_error(conn, nullptr, false);
-  if (ec) return ec;
-  if (!ok) return errc::protocol_error;
-  return out;
+  return ec;
 }
 
 result<Task> task_from_row(const PGresult* r, int row) {
@@ -391,6 +440,14 @@ result<Settings> parse_settings(std::string_view url, PostgresOptions options) {
     if (*m != "true" && *m != "false") return errc::invalid_url;
     options.migrate = *m == "true";
   }
+  for (const auto& [key, field] : {std::pair{"statement_timeout_ms", &options.statement_timeout},
+                                   std::pair{"network_timeout_ms", &options.network_timeout}}) {
+    if (auto v = parsed.param(key)) {
+      auto ms = parse_int(*v);
+      if (!ms || *ms < 1 || *ms > 86'400'000) return errc::invalid_url;
+      *field = Duration{*ms};
+    }
+  }
   if (!is_valid_schema(options.schema)) return errc::invalid_argument;
   // Keep every other query parameter, as written, for libpq.
   std::string_view base = url;
@@ -403,7 +460,10 @@ result<Settings> parse_settings(std::string_view url, PostgresOptions options) {
       std::string_view pair = rest.substr(0, amp);
       rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
       std::string_view key = pair.substr(0, pair.find('='));
-      if (pair.empty() || key == "schema" || key == "pool" || key == "migrate") continue;
+      if (pair.empty() || key == "schema" || key == "pool" || key == "migrate" ||
+          key == "statement_timeout_ms" || key == "network_timeout_ms") {
+        continue;
+      }
       query += query.empty() ? "?" : "&";
       query += pair;
     }
@@ -429,11 +489,20 @@ void log_connect_failure(const LogSink& log, const std::string& why) {
                            "); check the URL, that the server runs, and pg_hba.conf");
 }
 
+// How long a statement's reply may take before the connection is presumed cut: the server's own
+// statement timeout, plus the network timeout.
+Io io_of(const PostgresOptions& o) { return Io{o.log, o.statement_timeout + o.network_timeout}; }
+
 result<PgConnPtr> open_connection(const Settings& s) {
   const std::string timeout = std::to_string(std::max<std::int64_t>(
       1, std::chrono::ceil<std::chrono::seconds>(s.options.connect_timeout).count()));
-  const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
-  const char* values[] = {s.libpq_uri.c_str(), timeout.c_str(), "midas", nullptr};
+  // TCP keepalives notice a server that vanished (a cut network, a dead host) while a connection
+  // is idle, the LISTEN one included: 10 s idle, then 3 probes 5 s apart. Before `dbname`, so
+  // the URL's own settings win.
+  const char* keys[] = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                        "dbname",     "connect_timeout", "application_name",    nullptr};
+  const char* values[] = {"1",     "10",   "5", "3", s.libpq_uri.c_str(), timeout.c_str(),
+                          "midas", nullptr};
   PgConnPtr conn{PQconnectdbParams(keys, values, /*expand_dbname=*/1)};
   if (!conn) return std::make_error_code(std::errc::not_enough_memory);
   if (PQstatus(conn.get()) != CONNECTION_OK) {
@@ -445,8 +514,9 @@ result<PgConnPtr> open_connection(const Settings& s) {
   const std::string setup =
       "SET statement_timeout = " + std::to_string(s.options.statement_timeout.count()) +
       "; SET client_min_messages = warning";
-  PgResultPtr r{PQexec(conn.get(), setup.c_str())};
-  if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) return errc::backend_unavailable;
+  if (!exec(conn.get(), setup, Params{}, false, io_of(s.options))) {
+    return errc::backend_unavailable;
+  }
   return conn;
 }
 
@@ -517,7 +587,10 @@ class Pool {
 class PostgresQueue final : public Queue {
  public:
   PostgresQueue(Settings settings, const Clock& clock)
-      : clock_{clock}, pool_{std::move(settings)}, schema_{pool_.settings().options.schema} {
+      : clock_{clock},
+        pool_{std::move(settings)},
+        schema_{pool_.settings().options.schema},
+        io_{io_of(pool_.settings().options)} {
     const auto S = [&](std::string_view sql) { return with_schema(sql, schema_); };
     const std::string cols{task_columns};
     enqueue_ = S(enqueue_sql);
@@ -611,7 +684,7 @@ GROUP BY queue, status ORDER BY queue)sql");
     MIDAS_TRY(conn, pool_.acquire());
     if (pool_.settings().options.migrate) MIDAS_TRYV(migrate_on(conn.get()));
     for (const char* setting : {"fsync", "synchronous_commit"}) {
-      MIDAS_TRY(r, exec(conn.get(), std::string{"SHOW "} + setting, Params{}, false, log()));
+      MIDAS_TRY(r, exec(conn.get(), std::string{"SHOW "} + setting, Params{}, false, io()));
       if (PQntuples(r.get()) == 1 && std::string_view{PQgetvalue(r.get(), 0, 0)} == "off") {
         std::string warning = std::string{"postgres "} + setting +
                               " is off: a task whose enqueue returned success can be lost when "
@@ -639,13 +712,13 @@ GROUP BY queue, status ORDER BY queue)sql");
     const bool unique = std::any_of(specs.begin(), specs.end(),
                                     [](const TaskSpec& s) { return s.unique_key.has_value(); });
     if (unique || specs.size() < copy_threshold) {
-      return run_enqueue(conn.get(), enqueue_, specs, clock_.now(), log());
+      return run_enqueue(conn.get(), enqueue_, specs, clock_.now(), io());
     }
     // Unique keys need ON CONFLICT; without them a batch goes through COPY.
     for (const auto& spec : specs) {
       MIDAS_TRYV(validate(spec));
     }
-    return copy_enqueue(conn.get(), next_ids_, copy_, specs, clock_.now(), log());
+    return copy_enqueue(conn.get(), next_ids_, copy_, specs, clock_.now(), io());
   }
 
   // Batches at least this large (and without unique keys) are enqueued with COPY.
@@ -740,7 +813,7 @@ GROUP BY queue, status ORDER BY queue)sql");
     MIDAS_TRY(conn, pool_.acquire());
     Params p;
     p.add(rows.dump(-1, ' ', false, json::error_handler_t::replace)).add(clock_.now());
-    MIDAS_TRY(r, exec(conn.get(), settle_batch_, p, /*acknowledging=*/true, log()));
+    MIDAS_TRY(r, exec(conn.get(), settle_batch_, p, /*acknowledging=*/true, io()));
     std::set<std::string> recorded;
     for (int row = 0; row < PQntuples(r.get()); ++row) recorded.insert(PQgetvalue(r.get(), row, 0));
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -760,7 +833,7 @@ GROUP BY queue, status ORDER BY queue)sql");
     Params p;
     p.add(*id).add(lease.token).add(progress.dump(-1, ' ', false, json::error_handler_t::replace));
     p.add(clock_.now());
-    MIDAS_TRY(r, exec(conn.get(), checkpoint_, p, true, log()));
+    MIDAS_TRY(r, exec(conn.get(), checkpoint_, p, true, io()));
     if (PQntuples(r.get()) != 1) return errc::lease_lost;
     return success();
   }
@@ -771,7 +844,7 @@ GROUP BY queue, status ORDER BY queue)sql");
     MIDAS_TRY(conn, pool_.acquire());
     Params p;
     p.add(clock_.now()).add(names).add(static_cast<std::int64_t>(limit));
-    MIDAS_TRY(r, exec(conn.get(), expired_, p, false, log()));
+    MIDAS_TRY(r, exec(conn.get(), expired_, p, false, io()));
     std::vector<ClaimedTask> out;
     for (int row = 0; row < PQntuples(r.get()); ++row) {
       MIDAS_TRY(task, task_from_row(r.get(), row));
@@ -791,7 +864,7 @@ GROUP BY queue, status ORDER BY queue)sql");
     MIDAS_TRY(conn, pool_.acquire());
     Params p;
     p.add(*n);
-    MIDAS_TRY(r, exec(conn.get(), get_, p, false, log()));
+    MIDAS_TRY(r, exec(conn.get(), get_, p, false, io()));
     if (PQntuples(r.get()) != 1) return errc::task_not_found;
     return task_from_row(r.get(), 0);
   }
@@ -805,7 +878,7 @@ GROUP BY queue, status ORDER BY queue)sql");
     p.add(filter.type);
     p.add(static_cast<std::int64_t>(std::min<std::size_t>(filter.limit, 1'000'000)));
     p.add(static_cast<std::int64_t>(std::min<std::size_t>(filter.offset, 1'000'000'000)));
-    MIDAS_TRY(r, exec(conn.get(), list_, p, false, log()));
+    MIDAS_TRY(r, exec(conn.get(), list_, p, false, io()));
     std::vector<Task> out;
     for (int row = 0; row < PQntuples(r.get()); ++row) {
       MIDAS_TRY(task, task_from_row(r.get(), row));
@@ -826,7 +899,7 @@ GROUP BY queue, status ORDER BY queue)sql");
     MIDAS_TRY(conn, pool_.acquire());
     Params p;
     p.add(cutoff).add(static_cast<std::int64_t>(limit));
-    MIDAS_TRY(r, exec(conn.get(), prune_, p, false, log()));
+    MIDAS_TRY(r, exec(conn.get(), prune_, p, false, io()));
     auto n = parse_int(PQcmdTuples(r.get()));
     return static_cast<std::size_t>(n.value_or(0));
   }
@@ -835,7 +908,7 @@ GROUP BY queue, status ORDER BY queue)sql");
     MIDAS_TRY(conn, pool_.acquire());
     Params p;
     p.add(clock_.now()).add(queue);
-    MIDAS_TRY(r, exec(conn.get(), stats_, p, false, log()));
+    MIDAS_TRY(r, exec(conn.get(), stats_, p, false, io()));
     Stats out;
     for (int row = 0; row < PQntuples(r.get()); ++row) {
       std::string name = PQgetvalue(r.get(), row, 0);
@@ -880,6 +953,7 @@ GROUP BY queue, status ORDER BY queue)sql");
 
  private:
   [[nodiscard]] const LogSink& log() const noexcept { return pool_.settings().options.log; }
+  [[nodiscard]] const Io& io() const noexcept { return io_; }
 
   // Runs one statement in a transaction whose commit does not wait for the WAL flush. Used for
   // claims and heartbeats only: losing one in a server crash loses no task (a lost claim leaves
@@ -888,13 +962,13 @@ GROUP BY queue, status ORDER BY queue)sql");
   result<PgResultPtr> exec_relaxed(PGconn* conn, const std::string& sql, const Params& p,
                                    std::string_view more_settings = {}) {
     MIDAS_TRYV(exec(conn, "BEGIN; SET LOCAL synchronous_commit TO off" + std::string{more_settings},
-                    Params{}, false, log()));
-    auto r = exec(conn, sql, p, false, log());
+                    Params{}, false, io()));
+    auto r = exec(conn, sql, p, false, io());
     if (!r) {
-      (void)exec(conn, "ROLLBACK", Params{}, false, log());
+      (void)exec(conn, "ROLLBACK", Params{}, false, io());
       return r;
     }
-    MIDAS_TRYV(exec(conn, "COMMIT", Params{}, false, log()));
+    MIDAS_TRYV(exec(conn, "COMMIT", Params{}, false, io()));
     return r;
   }
 
@@ -908,7 +982,7 @@ GROUP BY queue, status ORDER BY queue)sql");
     p.add(s.counts_attempt ? 0 : 1);
     p.add(json(s.record).dump(-1, ' ', false, json::error_handler_t::replace));
     p.add(clock_.now());
-    MIDAS_TRY(r, exec(conn.get(), sql, p, /*acknowledging=*/true, log()));
+    MIDAS_TRY(r, exec(conn.get(), sql, p, /*acknowledging=*/true, io()));
     if (PQntuples(r.get()) != 1) return errc::lease_lost;
     return success();
   }
@@ -921,11 +995,11 @@ GROUP BY queue, status ORDER BY queue)sql");
     MIDAS_TRY(conn, pool_.acquire());
     Params p;
     p.add(*n).add(clock_.now());
-    MIDAS_TRY(r, exec(conn.get(), sql, p, false, log()));
+    MIDAS_TRY(r, exec(conn.get(), sql, p, false, io()));
     if (PQntuples(r.get()) == 1) return success();
     Params q;
     q.add(*n);
-    MIDAS_TRY(s, exec(conn.get(), status_, q, false, log()));
+    MIDAS_TRY(s, exec(conn.get(), status_, q, false, io()));
     if (PQntuples(s.get()) != 1) return errc::task_not_found;
     if (already_done && parse_task_status(PQgetvalue(s.get(), 0, 0)).value() == *already_done) {
       return success();
@@ -935,10 +1009,10 @@ GROUP BY queue, status ORDER BY queue)sql");
 
   result<void> migrate_on(PGconn* conn) {
     const std::string lock_key = "hashtext('midas:migrate:" + schema_ + "')";
-    MIDAS_TRYV(exec(conn, "SELECT pg_advisory_lock(" + lock_key + ")", Params{}, false, log()));
+    MIDAS_TRYV(exec(conn, "SELECT pg_advisory_lock(" + lock_key + ")", Params{}, false, io()));
     auto applied = migrate_locked(conn);
     auto unlocked =
-        exec(conn, "SELECT pg_advisory_unlock(" + lock_key + ")", Params{}, false, log());
+        exec(conn, "SELECT pg_advisory_unlock(" + lock_key + ")", Params{}, false, io());
     MIDAS_TRYV(applied);
     MIDAS_TRYV(unlocked);
     return success();
@@ -951,26 +1025,26 @@ CREATE SCHEMA IF NOT EXISTS @S;
 CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
   version integer PRIMARY KEY, description text NOT NULL,
   applied_at timestamptz NOT NULL DEFAULT now()))sql"),
-                    Params{}, false, log()));
+                    Params{}, false, io()));
     MIDAS_TRY(r, exec(conn, S("SELECT coalesce(max(version), 0) FROM @S.midas_schema_version"),
-                      Params{}, false, log()));
+                      Params{}, false, io()));
     const auto current = parse_int(PQgetvalue(r.get(), 0, 0)).value_or(0);
     for (const auto& m : detail::migrations) {
       if (m.version <= current) continue;
       Params p;
       p.add(m.version).add(std::string{m.description});
-      MIDAS_TRYV(exec(conn, "BEGIN", Params{}, false, log()));
-      auto step = exec(conn, S(m.sql), Params{}, false, log());
+      MIDAS_TRYV(exec(conn, "BEGIN", Params{}, false, io()));
+      auto step = exec(conn, S(m.sql), Params{}, false, io());
       if (step) {
         step = exec(conn,
                     S("INSERT INTO @S.midas_schema_version (version, description) VALUES ($1, $2)"),
-                    p, false, log());
+                    p, false, io());
       }
       if (!step) {
-        (void)exec(conn, "ROLLBACK", Params{}, false, log());
+        (void)exec(conn, "ROLLBACK", Params{}, false, io());
         return step.error();
       }
-      MIDAS_TRYV(exec(conn, "COMMIT", Params{}, false, log()));
+      MIDAS_TRYV(exec(conn, "COMMIT", Params{}, false, io()));
       if (log()) {
         log()(LogLevel::info, "postgres: schema " + schema_ + " migrated to version " +
                                   std::to_string(m.version) + " (" + std::string{m.description} +
@@ -988,6 +1062,7 @@ CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
   const Clock& clock_;
   Pool pool_;
   std::string schema_;
+  Io io_;
   std::vector<std::string> warnings_;
   std::string enqueue_, next_ids_, copy_, claim_, heartbeat_, settle_, settle_batch_, rescue_,
       checkpoint_, expired_, get_, list_, cancel_, requeue_, status_, prune_, stats_;
@@ -1007,7 +1082,7 @@ result<bool> PostgresQueue::pump(std::span<const std::string> queues, Duration m
   if (!listener_ || PQstatus(listener_.get()) != CONNECTION_OK) {
     listener_.reset();
     MIDAS_TRY(conn, open_connection(pool_.settings()));
-    MIDAS_TRYV(exec(conn.get(), "LISTEN \"midas:" + schema_ + "\"", Params{}, false, log()));
+    MIDAS_TRYV(exec(conn.get(), "LISTEN \"midas:" + schema_ + "\"", Params{}, false, io()));
     listener_ = std::move(conn);
     reconnected = true;
   }
@@ -1087,7 +1162,7 @@ result<std::vector<Enqueued>> enqueue_in_transaction(pg_conn* conn, std::span<co
   if (PQstatus(conn) != CONNECTION_OK) return errc::backend_unavailable;
   if (PQtransactionStatus(conn) != PQTRANS_INTRANS) return errc::invalid_state;
   if (specs.empty()) return std::vector<Enqueued>{};
-  return run_enqueue(conn, with_schema(enqueue_sql, schema), specs, clock.now(), LogSink{});
+  return run_enqueue(conn, with_schema(enqueue_sql, schema), specs, clock.now(), Io{});
 }
 
 result<Enqueued> enqueue_in_transaction(pg_conn* conn, const TaskSpec& spec,

@@ -244,15 +244,22 @@ TEST_SUITE("postgres") {
     CHECK(lines.front().find("cannot connect") != std::string::npos);
   }
 
-  TEST_CASE("schema names that are not plain identifiers are refused" *
+  TEST_CASE("schema names that are not plain identifiers, and bad URL parameters, are refused" *
             doctest::skip(no_postgres())) {
     for (const char* bad : {"a\"; DROP TABLE x; --", "Upper", "1abc", ""}) {
       auto q = midas::connect_postgres(pg_url(), {.schema = bad, .log = {}});
       CHECK(q.error() == midas::errc::invalid_argument);
     }
-    CHECK(
-        midas::connect(pg_url() + (pg_url().find('?') == std::string::npos ? "?" : "&") + "pool=0")
-            .error() == midas::errc::invalid_url);
+    const auto with = [](const std::string& param) {
+      return pg_url() + (pg_url().find('?') == std::string::npos ? "?" : "&") + param;
+    };
+    for (const char* bad : {"pool=0", "statement_timeout_ms=0", "network_timeout_ms=soon",
+                            "statement_timeout_ms=-5", "network_timeout_ms=86400001"}) {
+      CAPTURE(bad);
+      CHECK(midas::connect(with(bad)).error() == midas::errc::invalid_url);
+    }
+    // midas's own timeouts are taken off the URL before libpq sees it.
+    CHECK(midas::connect(with("statement_timeout_ms=2000&network_timeout_ms=1000")));
   }
 
   TEST_CASE("stats report no durability warning on a server with fsync on" *
