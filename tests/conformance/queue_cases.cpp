@@ -98,6 +98,41 @@ MIDAS_CONFORMANCE_CASE("an invalid spec is rejected with invalid_argument and no
   CHECK(ok(env.q().get(id)).queue == "a-Z_0.9:x");
 }
 
+MIDAS_CONFORMANCE_CASE("hostile strings in ids filters keys and params stay data") {
+  // SQL and Redis protocol fragments must never be interpreted: ids and filters only ever reach
+  // a statement as bound parameters or a key after validation, and params and unique keys are
+  // stored as they are.
+  Env env;
+  const std::string sql = "x'); DELETE FROM midas_tasks; DROP TABLE midas_tasks; --";
+  const std::string resp = "\r\n*1\r\n$8\r\nFLUSHALL\r\n";
+  TaskSpec s = spec("job");
+  s.params = {{"sql", sql}, {"redis", resp}, {"key", "{midas:default}:task:1"}};
+  s.unique_key = sql + resp + "{midas:default}";
+  const TaskId id = add(env.q(), s);
+
+  for (const std::string& hostile :
+       {sql, resp, std::string{"1 OR 1=1"}, std::string{"0; SELECT 1"}, std::string{"-1"},
+        std::string{"default/1 OR 1=1"}, std::string{"{midas:default}/1"},
+        std::string{"default/../1"}, std::string{"default/01"}, std::string{"default/"},
+        std::string{"/1"}, id + "'", id + " ", id + "\n", std::string{}}) {
+    CAPTURE(hostile);
+    CHECK(err(env.q().get(hostile)) == errc::task_not_found);
+    CHECK(err(env.q().cancel(hostile)) == errc::task_not_found);
+    CHECK(err(env.q().requeue(hostile)) == errc::task_not_found);
+    CHECK(ok(env.q().list({.queue = hostile})).empty());
+    CHECK(ok(env.q().list({.type = hostile})).empty());
+  }
+  CHECK(ok(env.q().list({.queue = "default' OR '1'='1"})).empty());
+  CHECK(ok(env.q().list({.type = "job' OR '1'='1"})).empty());
+
+  // Still there, unchanged, and its unique key still holds.
+  const Task t = ok(env.q().get(id));
+  CHECK(t.params == s.params);
+  CHECK(t.unique_key == s.unique_key);
+  CHECK(ok(env.q().enqueue(s)).duplicate);
+  CHECK(ok(env.q().list({})).size() == 1);
+}
+
 MIDAS_CONFORMANCE_CASE("params larger than max_params_bytes are payload_too_large") {
   Env env;
   TaskSpec big = spec("upload");
