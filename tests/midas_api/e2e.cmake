@@ -64,6 +64,11 @@ endif()
     target_compile_definitions(midas_api_e2e_join_tests PRIVATE ${_e2e_definitions}
       MIDAS_API_BIN="$<TARGET_FILE:midas-api>")
     add_dependencies(midas_api_e2e_join_tests midas-mock-merchant midas-api)
+    if(TARGET midasctl)
+      target_compile_definitions(midas_api_e2e_join_tests PRIVATE
+        MIDASCTL_BIN="$<TARGET_FILE:midasctl>")
+      add_dependencies(midas_api_e2e_join_tests midasctl)
+    endif()
     midas_e2e_properties(midas_api_e2e_join_tests)
   endif()
 endif()
