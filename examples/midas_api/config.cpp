@@ -168,7 +168,10 @@ std::map<std::string, MerchantConfig, std::less<>> load_merchant_config(
     throw ConfigError("MERCHANT_CONFIG", file.string() + " must be a JSON object keyed by slug");
   }
   std::map<std::string, MerchantConfig, std::less<>> out;
-  for (const auto& [slug, entry] : j.items()) {
+  for (const auto& item : j.items()) {
+    // Named, not a structured binding: clang 14 (the fuzz preset) cannot capture those.
+    const std::string& slug = item.key();
+    const nlohmann::json& entry = item.value();
     const std::string where = "MERCHANT_CONFIG " + slug;
     if (!entry.is_object()) throw ConfigError(where, "must be an object");
     MerchantConfig m;

@@ -14,26 +14,27 @@
 #include <set>
 #include <utility>
 
+#include "detail/micros.hpp"
 #include "detail/random.hpp"
 #include "handles.hpp"
 #include "midas/postgres.hpp"
 #include "migrations.hpp"
+#include "rows.hpp"
 #include "sqlstate.hpp"
 #include "url.hpp"
 
 namespace midas {
 namespace {
 
+using detail::from_us;
+using detail::parse_int;
 using detail::PgConnPtr;
 using detail::PgResultPtr;
+using detail::task_from_row;
 using nlohmann::json;
 
 std::int64_t to_us(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
-}
-
-TimePoint from_us(std::int64_t us) {
-  return TimePoint{std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds{us})};
 }
 
 bool is_settled_status(TaskStatus s) { return s == TaskStatus::retrying || is_finished(s); }
@@ -89,13 +90,6 @@ class Params {
  private:
   std::vector<std::optional<std::string>> values_;
 };
-
-std::optional<std::int64_t> parse_int(std::string_view s) {
-  std::int64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
-  return v;
-}
 
 // Maps a failed statement to errc. A reply lost on a statement that changes a task's state
 // (`acknowledging`) is in doubt: it may have committed.
@@ -380,33 +374,6 @@ result<std::vector<Enqueued>> copy_enqueue(PGconn* conn, const std::string& ids_
                           : (end ? PQresultErrorMessage(end.get()) : PQerrorMessage(conn))));
   }
   return ec;
-}
-
-result<Task> task_from_row(const PGresult* r, int row) {
-  try {
-    Task t;
-    t.id = PQgetvalue(r, row, 0);
-    t.type = PQgetvalue(r, row, 1);
-    t.queue = PQgetvalue(r, row, 2);
-    t.params = json::parse(PQgetvalue(r, row, 3));
-    MIDAS_TRY(status, parse_task_status(PQgetvalue(r, row, 4)));
-    t.status = status;
-    t.attempt = static_cast<int>(parse_int(PQgetvalue(r, row, 5)).value_or(0));
-    t.max_attempts = static_cast<int>(parse_int(PQgetvalue(r, row, 6)).value_or(0));
-    t.priority = static_cast<int>(parse_int(PQgetvalue(r, row, 7)).value_or(0));
-    t.run_at = from_us(parse_int(PQgetvalue(r, row, 8)).value_or(0));
-    if (const char* k = text(r, row, 9)) t.unique_key = k;
-    t.created_at = from_us(parse_int(PQgetvalue(r, row, 10)).value_or(0));
-    t.updated_at = from_us(parse_int(PQgetvalue(r, row, 11)).value_or(0));
-    if (const char* f = text(r, row, 12)) t.finished_at = from_us(parse_int(f).value_or(0));
-    if (const char* o = text(r, row, 13)) t.lease_owner = o;
-    if (const char* e = text(r, row, 15)) t.lease_expires_at = from_us(parse_int(e).value_or(0));
-    if (const char* c = text(r, row, 16)) t.checkpoint = json::parse(c);
-    t.history = json::parse(PQgetvalue(r, row, 17)).get<std::vector<AttemptRecord>>();
-    return t;
-  } catch (const std::exception&) {
-    return errc::protocol_error;
-  }
 }
 
 // A Postgres array literal of validated names: {"a","b"}.

@@ -16,17 +16,28 @@
 #include "midas/redis.hpp"
 #include "redis/connection.hpp"
 #include "redis/errors.hpp"
+#include "redis/replies.hpp"
 #include "redis/scripts.hpp"
 #include "url.hpp"
 
 namespace midas {
 namespace {
 
+using detail::array_reply;
+using detail::check;
+using detail::Fields;
+using detail::from_us;
+using detail::integer_reply;
+using detail::narrow_int;
+using detail::parse_int;
+using detail::parse_task;
 using detail::PooledConnection;
 using detail::QueueKey;
 using detail::RedisCommand;
 using detail::RedisReplyPtr;
 using detail::Script;
+using detail::string_of;
+using detail::text;
 using json = nlohmann::json;
 
 constexpr std::size_t max_claim_per_call = 500;
@@ -41,25 +52,7 @@ std::int64_t to_us(TimePoint t) {
   return std::chrono::floor<std::chrono::microseconds>(t.time_since_epoch()).count();
 }
 
-TimePoint from_us(std::int64_t us) {
-  return TimePoint{std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds{us})};
-}
-
 std::int64_t duration_us(Duration d) { return d.count() * 1000; }
-
-std::optional<std::int64_t> parse_int(std::string_view s) {
-  std::int64_t value = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-  if (ec != std::errc{} || end != s.data() + s.size() || s.empty()) return std::nullopt;
-  return value;
-}
-
-std::optional<int> narrow_int(std::optional<std::int64_t> v) {
-  if (!v || *v < std::numeric_limits<int>::min() || *v > std::numeric_limits<int>::max()) {
-    return std::nullopt;
-  }
-  return static_cast<int>(*v);
-}
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -84,128 +77,6 @@ std::optional<ParsedId> parse_id(std::string_view id) {
     return std::nullopt;
   }
   return ParsedId{std::string{queue}, std::string{seq}};
-}
-
-// --- replies ------------------------------------------------------------------------------------
-
-std::string_view text(const redisReply& r) { return {r.str, r.len}; }
-
-// The error an error reply stands for; success for any other reply.
-result<void> check(const redisReply& r) {
-  if (r.type == REDIS_REPLY_ERROR) return detail::from_reply_error(text(r));
-  return success();
-}
-
-result<std::int64_t> integer_reply(const redisReply& r) {
-  MIDAS_TRYV(check(r));
-  if (r.type != REDIS_REPLY_INTEGER) return errc::protocol_error;
-  return static_cast<std::int64_t>(r.integer);
-}
-
-result<const redisReply*> array_reply(const redisReply& r) {
-  MIDAS_TRYV(check(r));
-  if (r.type != REDIS_REPLY_ARRAY) return errc::protocol_error;
-  return &r;
-}
-
-// The string in a bulk or status reply; nullopt for nil or other types.
-std::optional<std::string_view> string_of(const redisReply& r) {
-  if (r.type == REDIS_REPLY_STRING || r.type == REDIS_REPLY_STATUS) return text(r);
-  return std::nullopt;
-}
-
-// The fields of a HGETALL reply.
-class Fields {
- public:
-  static result<Fields> from(const redisReply& r) {
-    if (r.type != REDIS_REPLY_ARRAY || r.elements % 2 != 0) return errc::protocol_error;
-    Fields f;
-    for (std::size_t i = 0; i + 1 < r.elements; i += 2) {
-      auto k = string_of(*r.element[i]);
-      auto v = string_of(*r.element[i + 1]);
-      if (!k || !v) return errc::protocol_error;
-      f.kv_.emplace_back(*k, *v);
-    }
-    return f;
-  }
-  [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const {
-    for (const auto& [k, v] : kv_) {
-      if (k == name) return v;
-    }
-    return std::nullopt;
-  }
-  [[nodiscard]] bool empty() const { return kv_.empty(); }
-
- private:
-  std::vector<std::pair<std::string_view, std::string_view>> kv_;
-};
-
-// A task hash as a Task; `token` receives the lease token, if any.
-result<Task> parse_task(const redisReply& r, std::string* token = nullptr) {
-  MIDAS_TRY(f, Fields::from(r));
-  if (f.empty()) return errc::task_not_found;
-  bool bad = false;
-  auto field = [&](std::string_view name) -> std::string_view {
-    auto v = f.get(name);
-    if (!v) bad = true;
-    return v.value_or(std::string_view{});
-  };
-  auto number = [&](std::string_view name) -> std::int64_t {
-    auto v = parse_int(field(name));
-    if (!v) bad = true;
-    return v.value_or(0);
-  };
-  auto small = [&](std::string_view name) -> int {
-    auto v = narrow_int(parse_int(field(name)));
-    if (!v) bad = true;
-    return v.value_or(0);
-  };
-  auto maybe_time = [&](std::string_view name) -> std::optional<TimePoint> {
-    auto v = f.get(name);
-    if (!v) return std::nullopt;
-    auto n = parse_int(*v);
-    if (!n) bad = true;
-    return from_us(n.value_or(0));
-  };
-  auto document = [&](std::string_view raw) -> json {
-    json j = json::parse(raw, nullptr, false);
-    if (j.is_discarded()) bad = true;
-    return j;
-  };
-
-  Task t;
-  t.queue = std::string{field("queue")};
-  t.id = t.queue + "/" + std::string{field("seq")};
-  t.type = std::string{field("type")};
-  t.params = document(field("params"));
-  auto status = parse_task_status(field("status"));
-  if (status) {
-    t.status = status.value();
-  } else {
-    bad = true;
-  }
-  t.attempt = small("attempt");
-  t.max_attempts = small("max_attempts");
-  t.priority = small("priority");
-  t.run_at = from_us(number("run_at"));
-  if (auto key = f.get("unique_key")) t.unique_key = std::string{*key};
-  t.created_at = from_us(number("created_at"));
-  t.updated_at = from_us(number("updated_at"));
-  t.finished_at = maybe_time("finished_at");
-  if (auto owner = f.get("lease_owner")) t.lease_owner = std::string{*owner};
-  t.lease_expires_at = maybe_time("lease_expires_at");
-  if (auto cp = f.get("checkpoint")) t.checkpoint = document(*cp);
-  const json history = document(field("history"));
-  if (!bad) {
-    try {
-      t.history = history.get<std::vector<AttemptRecord>>();
-    } catch (const std::exception&) {
-      bad = true;
-    }
-  }
-  if (token != nullptr) *token = std::string{f.get("token").value_or(std::string_view{})};
-  if (bad) return errc::protocol_error;
-  return t;
 }
 
 // --- the queue ----------------------------------------------------------------------------------

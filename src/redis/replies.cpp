@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+#include "redis/replies.hpp"
+
+#include "redis/errors.hpp"
+
+namespace midas::detail {
+
+using json = nlohmann::json;
+
+std::string_view text(const redisReply& r) noexcept { return {r.str, r.len}; }
+
+// The error an error reply stands for; success for any other reply.
+result<void> check(const redisReply& r) {
+  if (r.type == REDIS_REPLY_ERROR) return from_reply_error(text(r));
+  return success();
+}
+
+result<std::int64_t> integer_reply(const redisReply& r) {
+  MIDAS_TRYV(check(r));
+  if (r.type != REDIS_REPLY_INTEGER) return errc::protocol_error;
+  return static_cast<std::int64_t>(r.integer);
+}
+
+result<const redisReply*> array_reply(const redisReply& r) {
+  MIDAS_TRYV(check(r));
+  if (r.type != REDIS_REPLY_ARRAY) return errc::protocol_error;
+  return &r;
+}
+
+// The string in a bulk or status reply; nullopt for nil or other types.
+std::optional<std::string_view> string_of(const redisReply& r) noexcept {
+  if (r.type == REDIS_REPLY_STRING || r.type == REDIS_REPLY_STATUS) return text(r);
+  return std::nullopt;
+}
+
+// A task hash as a Task; `token` receives the lease token, if any.
+result<Task> parse_task(const redisReply& r, std::string* token) {
+  MIDAS_TRY(f, Fields::from(r));
+  if (f.empty()) return errc::task_not_found;
+  bool bad = false;
+  auto field = [&](std::string_view name) -> std::string_view {
+    auto v = f.get(name);
+    if (!v) bad = true;
+    return v.value_or(std::string_view{});
+  };
+  auto small = [&](std::string_view name) -> int {
+    auto v = narrow_int(parse_int(field(name)));
+    if (!v) bad = true;
+    return v.value_or(0);
+  };
+  auto time = [&](std::optional<std::int64_t> us) -> TimePoint {
+    if (!us || !fits_time(*us)) {
+      bad = true;
+      return TimePoint{};
+    }
+    return from_us(*us);
+  };
+  auto maybe_time = [&](std::string_view name) -> std::optional<TimePoint> {
+    auto v = f.get(name);
+    if (!v) return std::nullopt;
+    return time(parse_int(*v));
+  };
+  auto document = [&](std::string_view raw) -> json {
+    json j = json::parse(raw, nullptr, false);
+    if (j.is_discarded()) bad = true;
+    return j;
+  };
+
+  Task t;
+  t.queue = std::string{field("queue")};
+  t.id = t.queue + "/" + std::string{field("seq")};
+  t.type = std::string{field("type")};
+  t.params = document(field("params"));
+  auto status = parse_task_status(field("status"));
+  if (status) {
+    t.status = status.value();
+  } else {
+    bad = true;
+  }
+  t.attempt = small("attempt");
+  t.max_attempts = small("max_attempts");
+  t.priority = small("priority");
+  t.run_at = time(parse_int(field("run_at")));
+  if (auto key = f.get("unique_key")) t.unique_key = std::string{*key};
+  t.created_at = time(parse_int(field("created_at")));
+  t.updated_at = time(parse_int(field("updated_at")));
+  t.finished_at = maybe_time("finished_at");
+  if (auto owner = f.get("lease_owner")) t.lease_owner = std::string{*owner};
+  t.lease_expires_at = maybe_time("lease_expires_at");
+  if (auto cp = f.get("checkpoint")) t.checkpoint = document(*cp);
+  const json history = document(field("history"));
+  if (!bad) {
+    try {
+      t.history = history.get<std::vector<AttemptRecord>>();
+    } catch (const std::exception&) {
+      bad = true;
+    }
+  }
+  if (token != nullptr) *token = std::string{f.get("token").value_or(std::string_view{})};
+  if (bad) return errc::protocol_error;
+  return t;
+}
+
+}  // namespace midas::detail

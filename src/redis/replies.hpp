@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// Reading Redis replies: numbers, strings, arrays, and a task hash back into a Task. Separate
+/// from the queue so the fuzz target `redis_reply` can feed it replies hiredis parsed from
+/// arbitrary bytes.
+
+#include <hiredis/hiredis.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "detail/micros.hpp"
+#include "midas/clock.hpp"
+#include "midas/result.hpp"
+#include "midas/task.hpp"
+
+namespace midas::detail {
+
+[[nodiscard]] std::string_view text(const redisReply& r) noexcept;
+/// The error an error reply stands for; success for any other reply.
+[[nodiscard]] result<void> check(const redisReply& r);
+[[nodiscard]] result<std::int64_t> integer_reply(const redisReply& r);
+[[nodiscard]] result<const redisReply*> array_reply(const redisReply& r);
+/// The string in a bulk or status reply; nullopt for nil or other types.
+[[nodiscard]] std::optional<std::string_view> string_of(const redisReply& r) noexcept;
+
+// The fields of a HGETALL reply.
+class Fields {
+ public:
+  static result<Fields> from(const redisReply& r) {
+    if (r.type != REDIS_REPLY_ARRAY || r.elements % 2 != 0) return errc::protocol_error;
+    Fields f;
+    for (std::size_t i = 0; i + 1 < r.elements; i += 2) {
+      auto k = string_of(*r.element[i]);
+      auto v = string_of(*r.element[i + 1]);
+      if (!k || !v) return errc::protocol_error;
+      f.kv_.emplace_back(*k, *v);
+    }
+    return f;
+  }
+  [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const {
+    for (const auto& [k, v] : kv_) {
+      if (k == name) return v;
+    }
+    return std::nullopt;
+  }
+  [[nodiscard]] bool empty() const { return kv_.empty(); }
+
+ private:
+  std::vector<std::pair<std::string_view, std::string_view>> kv_;
+};
+
+/// A task hash (HGETALL) as a Task; `token` receives the lease token, if any. An empty hash is
+/// task_not_found; a field missing or out of range is protocol_error.
+[[nodiscard]] result<Task> parse_task(const redisReply& r, std::string* token = nullptr);
+
+}  // namespace midas::detail
