@@ -95,6 +95,42 @@ local function release_unique(tk, seq)
   local key = redis.call('HGET', tk, 'unique_key')
   if key and redis.call('HGET', K_UNIQUE, key) == seq then redis.call('HDEL', K_UNIQUE, key) end
 end
+-- Writes to the queue's sorted sets and counts that a script gathers and applies with flush(),
+-- one call per key: a script that moves many tasks makes a few calls, not a few per task.
+local later_zadd, later_zrem, later_count = {}, {}, {}
+local function gather(t, key, a, b)
+  local l = t[key]
+  if not l then
+    l = {}
+    t[key] = l
+  end
+  l[#l + 1] = a
+  if b then l[#l + 1] = b end
+end
+local function count_later(status, delta)
+  later_count[status] = (later_count[status] or 0) + delta
+end
+local function flush()
+  for key, l in pairs(later_zrem) do
+    for i = 1, #l, 1000 do redis.call('ZREM', key, unpack(l, i, math.min(#l, i + 999))) end
+  end
+  for key, l in pairs(later_zadd) do
+    for i = 1, #l, 1000 do redis.call('ZADD', key, unpack(l, i, math.min(#l, i + 999))) end
+  end
+  for status, delta in pairs(later_count) do
+    if delta ~= 0 then redis.call('HINCRBY', K_COUNTS, status, delta) end
+  end
+  later_zadd, later_zrem, later_count = {}, {}, {}
+end
+-- file_waiting, gathered.
+local function file_waiting_later(seq, priority, run_at)
+  if tonumber(run_at) <= tonumber(now) then
+    gather(later_zadd, K_READY, priority, ready_member(run_at, seq))
+    return 1
+  end
+  gather(later_zadd, K_SCHED, run_at, seq)
+  return 0
+end
 local function finish(tk, seq, status)
   redis.call('HSET', tk, 'status', status, 'finished_at', now, 'updated_at', now)
   redis.call('HDEL', tk, 'token', 'lease_owner', 'lease_expires_at')
@@ -129,13 +165,14 @@ for i = 0, n - 1 do
       redis.call('HSET', tk, 'unique_key', ukey)
       redis.call('HSET', K_UNIQUE, ukey, seq)
     end
-    redis.call('ZADD', K_ALL, seq, seq)
-    redis.call('HINCRBY', K_COUNTS, 'pending', 1)
-    due = due + file_waiting(seq, prio, run_at)
+    gather(later_zadd, K_ALL, seq, seq)
+    count_later('pending', 1)
+    due = due + file_waiting_later(seq, prio, run_at)
     out[#out + 1] = seq
     out[#out + 1] = 0
   end
 end
+flush()
 notify(due)
 return out
 )lua",
@@ -152,21 +189,22 @@ for _, seq in ipairs(due) do
 end
 local out = {}
 if limit <= 0 then return out end
-local members = redis.call('ZRANGE', K_READY, 0, limit - 1)
-for _, m in ipairs(members) do
-  redis.call('ZREM', K_READY, m)
-  local seq = member_seq(m)
+-- The lowest scores first, equal scores in member order: priority, then run_at, then seq.
+local popped = redis.call('ZPOPMIN', K_READY, limit)
+for i = 1, #popped, 2 do
+  local seq = member_seq(popped[i])
   local tk = task_key(seq)
-  local status = redis.call('HGET', tk, 'status')
-  if status == 'pending' or status == 'retrying' then
-    move_count(status, 'running')
-    redis.call('HINCRBY', tk, 'attempt', 1)
-    redis.call('HSET', tk, 'status', 'running', 'token', ARGV[6 + #out], 'lease_owner', worker,
-      'lease_expires_at', deadline, 'updated_at', now)
-    redis.call('ZADD', K_RUNNING, deadline, seq)
+  local f = redis.call('HMGET', tk, 'status', 'attempt')
+  if f[1] == 'pending' or f[1] == 'retrying' then
+    count_later(f[1], -1)
+    count_later('running', 1)
+    redis.call('HSET', tk, 'status', 'running', 'attempt', (tonumber(f[2]) or 0) + 1, 'token',
+      ARGV[6 + #out], 'lease_owner', worker, 'lease_expires_at', deadline, 'updated_at', now)
+    gather(later_zadd, K_RUNNING, deadline, seq)
     out[#out + 1] = redis.call('HGETALL', tk)
   end
 end
+flush()
 return out
 )lua",
     // heartbeat: ARGV[3] new deadline, then pairs (seq, token). Returns the 1-based indexes of
@@ -189,37 +227,53 @@ while i < #ARGV do
 end
 return lost
 )lua",
-    // settle: ARGV[3] seq, [4] token, [5] new status, [6] run_at (retrying), [7] counts_attempt
-    // 1/0, [8] history record (JSON), [9] rescuing 1/0 (applies only while the lease is expired).
-    // Returns 0, or 1 for a lost lease.
+    // settle: ARGV[3] rescuing 1/0 (an outcome applies only while its lease is expired), then
+    // groups of 6: seq, token, new status, run_at (retrying), counts_attempt 1/0, history record
+    // (JSON). Each group is fenced on its own. Returns one code per group: 0, or 1 for a lost
+    // lease.
     R"lua(
-local seq, token, status, run_at = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local counts_attempt, record, rescuing = ARGV[7], ARGV[8], ARGV[9]
-local tk = task_key(seq)
-local f = redis.call('HMGET', tk, 'status', 'token', 'lease_expires_at', 'attempt', 'priority',
-  'history')
-if f[1] ~= 'running' or token == '' or f[2] ~= token then return 1 end
-if rescuing == '1' and not ((tonumber(f[3]) or 0) < tonumber(now)) then return 1 end
-local history = f[6]
-if not history or history == '' or history == '[]' then
-  history = '[' .. record .. ']'
-else
-  history = string.sub(history, 1, -2) .. ',' .. record .. ']'
+local rescuing = ARGV[3]
+local out, due = {}, 0
+for i = 4, #ARGV - 5, 6 do
+  local seq, token, status, run_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local counts_attempt, record = ARGV[i + 4], ARGV[i + 5]
+  local tk = task_key(seq)
+  local f = redis.call('HMGET', tk, 'status', 'token', 'lease_expires_at', 'attempt', 'priority',
+    'history', 'unique_key')
+  if f[1] ~= 'running' or token == '' or f[2] ~= token or
+      (rescuing == '1' and not ((tonumber(f[3]) or 0) < tonumber(now))) then
+    out[#out + 1] = 1
+  else
+    local history = f[6]
+    if not history or history == '' or history == '[]' then
+      history = '[' .. record .. ']'
+    else
+      history = string.sub(history, 1, -2) .. ',' .. record .. ']'
+    end
+    local attempt = tonumber(f[4]) or 0
+    if counts_attempt == '0' and attempt > 0 then attempt = attempt - 1 end
+    gather(later_zrem, K_RUNNING, seq)
+    count_later('running', -1)
+    count_later(status, 1)
+    if status == 'retrying' then
+      redis.call('HSET', tk, 'status', 'retrying', 'run_at', run_at, 'updated_at', now,
+        'history', history, 'attempt', attempt)
+      due = due + file_waiting_later(seq, f[5], run_at)
+    else
+      redis.call('HSET', tk, 'status', status, 'finished_at', now, 'updated_at', now,
+        'history', history, 'attempt', attempt)
+      if f[7] and redis.call('HGET', K_UNIQUE, f[7]) == seq then
+        redis.call('HDEL', K_UNIQUE, f[7])
+      end
+      gather(later_zadd, K_FINISHED, now, seq)
+    end
+    redis.call('HDEL', tk, 'token', 'lease_owner', 'lease_expires_at')
+    out[#out + 1] = 0
+  end
 end
-redis.call('HSET', tk, 'history', history)
-if counts_attempt == '0' and (tonumber(f[4]) or 0) > 0 then
-  redis.call('HINCRBY', tk, 'attempt', -1)
-end
-redis.call('ZREM', K_RUNNING, seq)
-move_count('running', status)
-if status == 'retrying' then
-  redis.call('HSET', tk, 'status', 'retrying', 'run_at', run_at, 'updated_at', now)
-  redis.call('HDEL', tk, 'token', 'lease_owner', 'lease_expires_at')
-  notify(file_waiting(seq, f[5], run_at))
-else
-  finish(tk, seq, status)
-end
-return 0
+flush()
+notify(due)
+return out
 )lua",
     // checkpoint: ARGV[3] seq, [4] token, [5] progress JSON ('' for null). Returns 0 or 1 (lost).
     R"lua(
@@ -285,11 +339,12 @@ local seqs = redis.call('ZRANGEBYSCORE', K_FINISHED, '-inf', '(' .. ARGV[3], 'LI
 for _, seq in ipairs(seqs) do
   local tk = task_key(seq)
   local status = redis.call('HGET', tk, 'status')
-  if status then redis.call('HINCRBY', K_COUNTS, status, -1) end
+  if status then count_later(status, -1) end
   redis.call('DEL', tk)
-  redis.call('ZREM', K_FINISHED, seq)
-  redis.call('ZREM', K_ALL, seq)
+  gather(later_zrem, K_FINISHED, seq)
+  gather(later_zrem, K_ALL, seq)
 end
+flush()
 return #seqs
 )lua",
     // probe: before a blocking wait. Clears stale wake-up tokens (whatever they announced is
