@@ -81,6 +81,7 @@ struct Worker::Impl {
   Impl(Queue& q, const Registry& r, WorkerOptions o)
       : queue{q}, registry{r}, options{std::move(o)} {
     options.concurrency = std::max(options.concurrency, 1);
+    if (options.prefetch < 0) options.prefetch = options.concurrency;
     if (options.id.empty()) options.id = default_worker_id();
   }
 
@@ -107,6 +108,12 @@ struct Worker::Impl {
   std::thread fetcher;
   std::thread waker;
   bool running_service = false;
+
+  // How many claimed tasks may wait for or run a handler at once.
+  [[nodiscard]] std::size_t window() const noexcept {
+    return static_cast<std::size_t>(options.concurrency) +
+           static_cast<std::size_t>(options.prefetch);
+  }
 
   void log(LogLevel level, const std::string& message) const {
     if (options.log) options.log(level, message);
@@ -423,7 +430,7 @@ struct Worker::Impl {
       std::size_t free_slots = 0;
       {
         std::lock_guard lock{mutex};
-        const auto slots = static_cast<std::size_t>(options.concurrency);
+        const auto slots = window();
         free_slots = unfinished < slots ? slots - unfinished : 0;
       }
       if (free_slots > 0) {
@@ -460,9 +467,8 @@ struct Worker::Impl {
         continue;
       }
       if (free_slots == 0) {
-        changed.wait_until(lock, std::min(next_heartbeat, next_rescue), [&] {
-          return unfinished < static_cast<std::size_t>(options.concurrency) || stopping;
-        });
+        changed.wait_until(lock, std::min(next_heartbeat, next_rescue),
+                           [&] { return unfinished < window() || stopping; });
         continue;
       }
       // Idle slots and nothing due: let the waker block on the backend's wake-up.

@@ -16,7 +16,13 @@ namespace midas {
 struct WorkerOptions {
   std::vector<std::string> queues{"default"};  ///< Claimed in this order.
   int concurrency = 4;                         ///< Handler threads.
-  Duration lease{std::chrono::seconds{8}};     ///< Lease length per claim and heartbeat.
+  /// Tasks claimed beyond the idle handler threads, so that the next claim overlaps with the
+  /// handlers still running: the worker holds at most `concurrency + prefetch` leases, the
+  /// extra ones queued for the next free thread (heartbeated like the running ones). -1: as many
+  /// as `concurrency`; 0: claim only for idle threads (fairest between workers when tasks are
+  /// long and few).
+  int prefetch = -1;
+  Duration lease{std::chrono::seconds{8}};  ///< Lease length per claim and heartbeat.
   Duration heartbeat_interval{
       std::chrono::seconds{2}};                       ///< All running leases renewed in one call.
   Duration poll_interval{std::chrono::seconds{1}};    ///< Longest idle wait between claims.
