@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: MIT
+// The backends' readers of what a server sends back (src/redis/replies.hpp, src/postgres/rows.hpp):
+// a task comes back whole, or the read fails with protocol_error, whatever the server holds. The
+// fuzz targets redis_reply and pg_row run the same readers on arbitrary bytes.
+#include <doctest/doctest.h>
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "postgres/rows.hpp"
+#include "redis/replies.hpp"
+
+namespace {
+
+using midas::errc;
+
+// ---- Redis ----
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+
+// The reply hiredis parses from `resp`, as if read off the socket.
+ReplyPtr parse_resp(const std::string& resp) {
+  redisReader* reader = redisReaderCreate();
+  REQUIRE(redisReaderFeed(reader, resp.data(), resp.size()) == REDIS_OK);
+  void* reply = nullptr;
+  REQUIRE(redisReaderGetReply(reader, &reply) == REDIS_OK);
+  redisReaderFree(reader);
+  REQUIRE(reply != nullptr);
+  return ReplyPtr{static_cast<redisReply*>(reply)};
+}
+
+// An HGETALL reply of `fields` (name, value, name, value...).
+std::string hgetall(const std::vector<std::string>& fields) {
+  std::string out = "*" + std::to_string(fields.size()) + "\r\n";
+  for (const auto& f : fields) out += "$" + std::to_string(f.size()) + "\r\n" + f + "\r\n";
+  return out;
+}
+
+std::vector<std::string> task_hash(const std::string& run_at = "1795000000000000",
+                                   const std::string& attempt = "1") {
+  return {"seq",
+          "7",
+          "type",
+          "send-email",
+          "queue",
+          "mail",
+          "params",
+          R"({"to":1})",
+          "status",
+          "running",
+          "attempt",
+          attempt,
+          "max_attempts",
+          "25",
+          "priority",
+          "0",
+          "run_at",
+          run_at,
+          "created_at",
+          "1795000000000000",
+          "updated_at",
+          "1795000000000001",
+          "token",
+          "tok-7",
+          "lease_owner",
+          "w1",
+          "lease_expires_at",
+          "1795000008000000",
+          "history",
+          "[]"};
+}
+
+TEST_CASE("redis: a task hash reads back whole, with its lease token") {
+  auto reply = parse_resp(hgetall(task_hash()));
+  std::string token;
+  auto t = midas::detail::parse_task(*reply, &token);
+  REQUIRE(t);
+  CHECK(t.value().id == "mail/7");
+  CHECK(t.value().type == "send-email");
+  CHECK(t.value().params == nlohmann::json{{"to", 1}});
+  CHECK(t.value().status == midas::TaskStatus::running);
+  CHECK(t.value().attempt == 1);
+  CHECK(t.value().lease_owner == std::optional<std::string>{"w1"});
+  CHECK(token == "tok-7");
+}
+
+TEST_CASE(
+    "redis: a time or number out of range, a missing field or an odd array is "
+    "protocol_error") {
+  // 2^63-1 microseconds is far past what a nanosecond TimePoint holds: the conversion overflowed
+  // before times were range-checked.
+  for (const auto& fields : {task_hash("9223372036854775807"), task_hash("-9223372036854775808"),
+                             task_hash("12x"), task_hash("1795000000000000", "99999999999")}) {
+    auto reply = parse_resp(hgetall(fields));
+    CHECK(midas::detail::parse_task(*reply).error() == errc::protocol_error);
+  }
+  auto missing = task_hash();
+  missing.erase(missing.begin(), missing.begin() + 2);  // no "seq"
+  CHECK(midas::detail::parse_task(*parse_resp(hgetall(missing))).error() == errc::protocol_error);
+  CHECK(midas::detail::parse_task(*parse_resp("*1\r\n$1\r\na\r\n")).error() ==
+        errc::protocol_error);
+  CHECK(midas::detail::parse_task(*parse_resp(":5\r\n")).error() == errc::protocol_error);
+  CHECK(midas::detail::parse_task(*parse_resp("*0\r\n")).error() == errc::task_not_found);
+}
+
+// ---- Postgres ----
+
+struct ResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
+
+// A one-row result with the task columns; nullptr cells are SQL NULL.
+ResultPtr pg_row(const std::vector<const char*>& cells,
+                 int columns = midas::detail::task_column_count) {
+  ResultPtr r{PQmakeEmptyPGresult(nullptr, PGRES_TUPLES_OK)};
+  std::vector<PGresAttDesc> attrs(static_cast<std::size_t>(columns));
+  static char name[] = "c";
+  for (auto& a : attrs) {
+    a.name = name;
+    a.typid = 25;
+    a.typlen = -1;
+    a.atttypmod = -1;
+  }
+  REQUIRE(PQsetResultAttrs(r.get(), columns, attrs.data()) != 0);
+  for (int col = 0; col < columns; ++col) {
+    const char* v = cells[static_cast<std::size_t>(col)];
+    REQUIRE(PQsetvalue(r.get(), 0, col, const_cast<char*>(v),
+                       v == nullptr ? -1 : static_cast<int>(std::string{v}.size())) != 0);
+  }
+  return r;
+}
+
+std::vector<const char*> task_cells() {
+  return {"7",
+          "send-email",
+          "mail",
+          R"({"to": 1})",
+          "pending",
+          "0",
+          "25",
+          "0",
+          "1795000000000000",
+          nullptr,
+          "1795000000000000",
+          "1795000000000000",
+          nullptr,
+          nullptr,
+          nullptr,
+          nullptr,
+          nullptr,
+          "[]"};
+}
+
+TEST_CASE("postgres: a task row reads back whole") {
+  auto r = pg_row(task_cells());
+  auto t = midas::detail::task_from_row(r.get(), 0);
+  REQUIRE(t);
+  CHECK(t.value().id == "7");
+  CHECK(t.value().queue == "mail");
+  CHECK(t.value().max_attempts == 25);
+  CHECK_FALSE(t.value().unique_key.has_value());
+  CHECK_FALSE(t.value().finished_at.has_value());
+}
+
+TEST_CASE(
+    "postgres: a time or int out of range, a NULL where a value must be, or a short row is "
+    "protocol_error") {
+  const std::vector<std::pair<std::size_t, const char*>> bad{
+      {8, "9223372036854775807"},  // run_at past what a TimePoint holds
+      {12, "-9223372036854775807"},
+      {5, "4294967296"},  // attempt beyond int
+      {7, "x"},
+      {0, nullptr},
+      {17, nullptr},
+      {3, "{not json"},
+  };
+  for (const auto& [col, value] : bad) {
+    CAPTURE(col);
+    auto cells = task_cells();
+    cells[col] = value;
+    auto r = pg_row(cells);
+    CHECK(midas::detail::task_from_row(r.get(), 0).error() == errc::protocol_error);
+  }
+  auto shorter = pg_row(task_cells(), 10);
+  CHECK(midas::detail::task_from_row(shorter.get(), 0).error() == errc::protocol_error);
+  auto r = pg_row(task_cells());
+  CHECK(midas::detail::task_from_row(r.get(), 1).error() == errc::protocol_error);
+}
+
+}  // namespace
