@@ -133,6 +133,9 @@ Config load_config(const EnvLookup& env) {
   if (auto v = get(env, "WORKER_LEASE_SECONDS")) {
     c.worker_lease_seconds = parse_double("WORKER_LEASE_SECONDS", *v, 0.5, 3600);
   }
+  if (auto v = get(env, "TASK_RETENTION_SECONDS")) {
+    c.task_retention_seconds = parse_int("TASK_RETENTION_SECONDS", *v, 0, 10LL * 366 * 86400);
+  }
   if (auto v = get(env, "CALLBACK_MAX_AGE_SECONDS")) {
     c.callback_max_age_seconds =
         static_cast<int>(parse_int("CALLBACK_MAX_AGE_SECONDS", *v, 1, 86400));
@@ -263,6 +266,8 @@ std::string environment_help() {
   WORKER_LEASE_SECONDS    lease of a running join task (default 8): a crashed worker's task runs
                           again about this long after the crash
   CALLBACK_MAX_AGE_SECONDS merchant callbacks whose X-REQ-TIMESTAMP is further off are refused (120)
+  TASK_RETENTION_SECONDS  finished join tasks are kept this long, then pruned by the processes
+                          that run workers (default 604800: 7 days; 0 = never)
   HTTP_THREADS            request threads (default 32); each keep-alive connection holds one while
                           open, so more concurrent connections than this wait
   PUBLISH_QUEUE_CAPACITY  Hermes/Hades calls waiting to be sent before new ones are dropped (10000)

@@ -47,6 +47,9 @@ struct Config {
   int worker_concurrency = 4;             ///< WORKER_CONCURRENCY (0: no workers in process).
   double worker_lease_seconds = 8;        ///< WORKER_LEASE_SECONDS.
   int callback_max_age_seconds = 120;     ///< CALLBACK_MAX_AGE_SECONDS.
+  /// TASK_RETENTION_SECONDS: finished join tasks are kept this long for /tasks and midasctl, then
+  /// pruned by the processes that run workers (0: kept until pruned by hand).
+  std::int64_t task_retention_seconds = 7 * 86400;
   int http_threads = 32;  ///< HTTP_THREADS: the request thread pool (one per open connection).
   std::size_t publish_queue_capacity = 10000;  ///< PUBLISH_QUEUE_CAPACITY.
   int publish_threads = 2;                     ///< PUBLISH_THREADS.

@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
 
   httplib::Server server;
   server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server.set_tcp_nodelay(true);  // kept-alive clients otherwise wait ~40 ms per answer (Nagle)
   server.set_payload_max_length(16 * 1024 * 1024);
   auto handler = [&merchant](const httplib::Request& req, httplib::Response& res) {
     merchant->handle(req, res);

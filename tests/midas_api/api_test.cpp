@@ -641,6 +641,42 @@ TEST_SUITE("midas_api http") {
     CHECK_THROWS_AS((void)build_services(c, quiet), StartupError);
   }
 
+  TEST_CASE("finished tasks are pruned after TASK_RETENTION_SECONDS; unfinished ones are kept") {
+    std::string log;
+    std::mutex log_mutex;
+    Logger logger(Level::info, true, [&](std::string_view line) {
+      const std::lock_guard lock(log_mutex);
+      log += line;
+    });
+    Config c = test_config();
+    c.worker_concurrency = 0;
+    c.task_retention_seconds = 1;
+    auto s = build_services(c, logger);
+    auto& q = *s->queue;
+    const auto done = q.enqueue({.type = "attempt-join", .queue = "midas-retry"}).value().id;
+    const auto waiting =
+        q.enqueue({.type = "attempt-join", .queue = "midas-retry", .delay = std::chrono::hours{1}})
+            .value()
+            .id;
+    auto claimed = q.claim({{"midas-retry"}, 1, "w", std::chrono::seconds{30}}).value();
+    REQUIRE(claimed.size() == 1);
+    midas::Settlement ok{.status = midas::TaskStatus::succeeded};
+    ok.record.attempt = 1;
+    ok.record.decision = "succeeded";
+    REQUIRE(q.settle(claimed[0].lease, ok));
+    s->start_pruner();
+    // Pruned once a second old, by a pruner that looks every second.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+    while (q.get(done) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    }
+    CHECK(q.get(done).error() == midas::errc::task_not_found);
+    CHECK(q.get(waiting).value().status == midas::TaskStatus::pending);
+    s->stop_worker();
+    const std::lock_guard lock(log_mutex);
+    CHECK(log.find("pruned finished tasks") != std::string::npos);
+  }
+
   TEST_CASE("healthz and readyz") {
     TestApp app;
     auto h = app.get("/healthz");
@@ -810,7 +846,7 @@ TEST_SUITE("midas_api publishing") {
         app.services().metrics.counter_value("midas_api_publish_total", {"hermes", "dropped"}) +
             app.services().metrics.counter_value("midas_api_publish_total", {"hades", "dropped"}) >
         0);
-    CHECK(app.log_text().find("call dropped") != std::string::npos);
+    CHECK(app.log_text().find("calls dropped") != std::string::npos);
   }
 
   TEST_CASE("a failing Hermes is logged and counted, and the balance still answers") {

@@ -74,10 +74,26 @@ bool Publisher::submit(OutboundCall call) {
     }
   }
   metrics_.publish(call.target, "dropped");
-  log_.warning("publish queue full or stopped: call dropped", {{"target", call.target},
-                                                               {"method", call.method},
-                                                               {"path", call.path},
-                                                               {"transaction", call.tid}});
+  std::size_t dropped = 0;
+  {
+    const std::lock_guard lock(mutex_);
+    ++dropped_unlogged_;
+    const auto now = std::chrono::steady_clock::now();
+    if (drop_logged_at_ != std::chrono::steady_clock::time_point{} &&
+        now - drop_logged_at_ < std::chrono::seconds{10}) {
+      return false;
+    }
+    drop_logged_at_ = now;
+    dropped = std::exchange(dropped_unlogged_, 0);
+  }
+  log_.warning(
+      "publish queue full or stopped: calls dropped (logged at most every 10 s; "
+      "midas_api_publish_total{outcome=\"dropped\"} counts them all)",
+      {{"dropped_since_last_line", dropped},
+       {"target", call.target},
+       {"method", call.method},
+       {"path", call.path},
+       {"transaction", call.tid}});
   return false;
 }
 
@@ -165,6 +181,7 @@ bool Publisher::send_once(const OutboundCall& call, ClientCache& cache) {
     client->set_read_timeout(options_.read_timeout);
     client->set_write_timeout(options_.read_timeout);
     client->set_keep_alive(true);
+    client->set_tcp_nodelay(true);  // small requests on kept-alive connections: no Nagle delay
   }
   httplib::Headers headers{{"transaction", call.tid}, {"User-Agent", user_agent()}};
   if (!options_.service_api_key.empty()) {

@@ -86,6 +86,10 @@ class Publisher {
   std::condition_variable idle_cv_;
   std::deque<OutboundCall> queue_;
   std::size_t in_flight_ = 0;
+  // Dropped calls are logged once, then at most one line every 10 s with the count since (one
+  // warning per drop wrote megabytes a second under load).
+  std::size_t dropped_unlogged_ = 0;
+  std::chrono::steady_clock::time_point drop_logged_at_{};
   bool accepting_ = true;
   bool stopping_ = false;
   std::vector<std::thread> threads_;

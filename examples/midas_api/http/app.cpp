@@ -490,6 +490,7 @@ void Services::start_worker() {
   options.log = log.midas_sink();
   worker = std::make_unique<midas::Worker>(*queue, registry, options);
   worker->start();
+  start_pruner();
   log.info("join workers started", {{"queue", kJoinQueue},
                                     {"concurrency", config.worker_concurrency},
                                     {"worker", worker->id()},
@@ -497,9 +498,49 @@ void Services::start_worker() {
 }
 
 void Services::stop_worker() {
+  if (pruner.joinable()) {
+    {
+      const std::lock_guard lock(pruner_mutex);
+      pruner_stop = true;
+    }
+    pruner_cv.notify_all();
+    pruner.join();
+  }
   if (!worker) return;
   worker->stop();
   worker.reset();
+}
+
+void Services::start_pruner() {
+  if (config.task_retention_seconds <= 0 || pruner.joinable()) return;
+  pruner_stop = false;
+  const auto retention = std::chrono::seconds{config.task_retention_seconds};
+  // Every minute, or twice per retention period when that is shorter.
+  const std::chrono::milliseconds half = retention / 2;
+  const auto every =
+      std::clamp<std::chrono::milliseconds>(half, std::chrono::seconds{1}, std::chrono::minutes{1});
+  pruner = std::thread([this, retention, every] {
+    std::unique_lock lock(pruner_mutex);
+    while (!pruner_cv.wait_for(lock, every, [this] { return pruner_stop; })) {
+      lock.unlock();
+      std::size_t total = 0;
+      for (;;) {  // in slices, so a backlog does not hold the backend for long
+        auto pruned = queue->prune(queue->clock().now() - retention, 1000);
+        if (!pruned) {
+          log.warning("pruning finished tasks failed; trying again later",
+                      {{"error", pruned.error().message()}});
+          break;
+        }
+        total += pruned.value();
+        if (pruned.value() < 1000) break;
+      }
+      if (total > 0) {
+        log.info("pruned finished tasks",
+                 {{"tasks", total}, {"older_than_seconds", retention.count()}});
+      }
+      lock.lock();
+    }
+  });
 }
 
 Server::Server(std::unique_ptr<Services> services, const std::string& host, int port,

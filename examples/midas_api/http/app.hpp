@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -60,17 +61,24 @@ struct Services {
   std::unique_ptr<JoinJourneys> joins{};
   midas::Registry registry{};               ///< attempt-join and join-callback.
   std::unique_ptr<midas::Worker> worker{};  ///< Set by start_worker().
+  std::thread pruner{};  ///< With the workers: prunes tasks finished TASK_RETENTION_SECONDS ago.
+  std::mutex pruner_mutex{};
+  std::condition_variable pruner_cv{};
+  bool pruner_stop = false;
 
   Services(Config c, const Logger& l) : config(std::move(c)), log(l) {}
   ~Services();
   Services(const Services&) = delete;
   Services& operator=(const Services&) = delete;
 
-  /// Starts `config.worker_concurrency` join workers on queue midas-retry (none when 0).
+  /// Starts `config.worker_concurrency` join workers on queue midas-retry (none when 0), and the
+  /// pruner of finished tasks (unless TASK_RETENTION_SECONDS is 0).
   void start_worker();
   /// Stops the workers: running joins get 10 s to finish, then their leases lapse and another
   /// worker runs them again. Idempotent.
   void stop_worker();
+  /// Starts the pruner alone (start_worker() does); stop_worker() stops it.
+  void start_pruner();
 };
 
 /** Builds the services from `config`: loads the data files, connects the backend, registers the
