@@ -169,6 +169,18 @@ struct Worker::Impl {
         if (jobs.empty()) return;
         job = std::move(jobs.front());
         jobs.pop_front();
+        if (job->stop.stop_requested()) {
+          // Its lease was lost while it waited (claimed ahead, a heartbeat refused): another
+          // worker may run it now, so this one must not start it.
+          in_flight.erase(job->claimed.lease.id);
+          --unfinished;
+          ++counters.lease_lost;
+          lock.unlock();
+          log(LogLevel::warning,
+              "task " + job->claimed.task.id + ": lease lost before it started; not run here");
+          changed.notify_all();
+          continue;
+        }
       }
       run(*job);
       {
@@ -270,6 +282,7 @@ struct Worker::Impl {
   }
 
   void run(Job& job) {
+    job.started_at = queue.clock().now();  // not the claim: a claimed-ahead task waits first
     const Task& task = job.claimed.task;
     TaskContext ctx{queue, job.claimed, job.stop.get_token(), options.lease};
     std::optional<Failure> failure;
@@ -618,14 +631,70 @@ struct Worker::Impl {
 
   // ---- lifecycle -------------------------------------------------------------------------------
 
+  // Tasks claimed ahead that no handler started are given back when the worker stops, instead of
+  // being started during the shutdown: a snooze (the attempt does not count) that keeps their
+  // place in line (their run_at). The completer records it like any outcome.
+  void give_back_queued() {
+    std::deque<std::shared_ptr<Job>> queued;
+    {
+      std::lock_guard lock{mutex};
+      queued.swap(jobs);
+      unfinished -= queued.size();
+    }
+    if (queued.empty()) return;
+    const TimePoint now = queue.clock().now();
+    for (auto& job : queued) {
+      const Task& task = job->claimed.task;
+      Settlement s;
+      s.status = TaskStatus::retrying;
+      s.counts_attempt = false;
+      s.run_at = task.run_at;
+      s.record.attempt = task.attempt;
+      s.record.started_at = now;
+      s.record.finished_at = now;
+      s.record.worker_id = options.id;
+      s.record.decision = std::string{to_string(Decision::Kind::snooze)};
+      s.record.next_run_at = s.run_at;
+      s.record.error = ErrorInfo{"shutdown", "the worker stopped before this task started",
+                                 "midas:shutdown", std::nullopt};
+      job->outcome = std::move(s);
+    }
+    {
+      std::lock_guard lock{mutex};
+      for (auto& job : queued) finished.push_back(std::move(job));
+    }
+    outcomes_ready.notify_one();
+    log(LogLevel::info, std::to_string(queued.size()) +
+                            " task(s) claimed ahead and not started given back at shutdown");
+  }
+
+  // Waits for the running tasks to end, heartbeating their leases meanwhile (the fetcher, which
+  // heartbeats otherwise, has stopped); past the grace period asks them to stop, and waits on.
   void drain_and_stop_executors() {
+    give_back_queued();
+    const auto grace_end = SteadyClock::now() + options.shutdown_grace;
+    auto next_heartbeat = SteadyClock::now() + options.heartbeat_interval;
+    bool asked_to_stop = false;
     std::unique_lock lock{mutex};
-    if (!changed.wait_for(lock, options.shutdown_grace, [&] { return in_flight.empty(); })) {
-      log(LogLevel::warning, std::to_string(in_flight.size()) +
-                                 " task(s) still running after the shutdown grace period; asking "
-                                 "them to stop");
-      for (auto& [id, job] : in_flight) job->stop.request_stop();
-      changed.wait(lock, [&] { return in_flight.empty(); });
+    while (!in_flight.empty()) {
+      const auto now = SteadyClock::now();
+      if (!asked_to_stop && now >= grace_end) {
+        log(LogLevel::warning, std::to_string(in_flight.size()) +
+                                   " task(s) still running after the shutdown grace period; "
+                                   "asking them to stop");
+        for (auto& [id, job] : in_flight) job->stop.request_stop();
+        asked_to_stop = true;
+        continue;
+      }
+      if (now >= next_heartbeat) {
+        lock.unlock();
+        heartbeat_all();
+        lock.lock();
+        next_heartbeat = SteadyClock::now() + options.heartbeat_interval;
+        continue;
+      }
+      const auto until = asked_to_stop ? next_heartbeat : std::min(next_heartbeat, grace_end);
+      changed.wait_until(lock, until, [&] { return in_flight.empty(); });
     }
     lock.unlock();
     stop_executors();

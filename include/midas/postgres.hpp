@@ -23,7 +23,10 @@ namespace midas {
 /// unchanged.
 struct PostgresOptions {
   std::string schema = "midas";  ///< Schema of the task table: [a-z_][a-z0-9_]{0,62}.
-  int pool_size = 4;             ///< Connections for queue calls (the LISTEN connection is extra).
+  /// Connections for queue calls. Two more claim and heartbeat, one LISTENs: at most
+  /// pool_size + 3 per queue. They keep session state (LISTEN, SET): behind pgbouncer, use
+  /// session pooling, not transaction pooling.
+  int pool_size = 4;
   /// The server cancels a statement that runs longer (`SET statement_timeout`).
   Duration statement_timeout{std::chrono::seconds{30}};
   /// A reply still missing `statement_timeout + network_timeout` after its statement was sent

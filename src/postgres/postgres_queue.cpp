@@ -131,7 +131,11 @@ PgResultPtr await_reply(PGconn* conn, Duration timeout, bool& timed_out) {
       if (rc < 0 && errno == EINTR) continue;
       if (rc == 0) {
         timed_out = true;
-        ::shutdown(PQsocket(conn), SHUT_RDWR);  // PQgetResult now fails at once
+        // PQgetResult now fails at once. Read to the end of the stream, so that libpq marks the
+        // connection broken (and the pool drops it) even if the reply came in just now.
+        ::shutdown(PQsocket(conn), SHUT_RDWR);
+        for (int i = 0; i < 64 && PQconsumeInput(conn) == 1; ++i) {
+        }
       }
       if (rc <= 0 || PQconsumeInput(conn) == 0) break;  // PQgetResult reports the failure
     }
@@ -164,7 +168,10 @@ result<PgResultPtr> exec(PGconn* conn, const std::string& sql, const Params& par
   bool timed_out = false;
   PgResultPtr r = sent == 1 ? await_reply(conn, reply_timeout, timed_out) : PgResultPtr{};
   const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_COPY_IN) return r;
+  if (!timed_out &&
+      (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_COPY_IN)) {
+    return r;
+  }
   if (timed_out) {
     if (log) {
       log(LogLevel::warning, "postgres: no reply within " + std::to_string(reply_timeout.count()) +
@@ -458,18 +465,28 @@ void log_connect_failure(const LogSink& log, const std::string& why) {
 
 // How long a statement's reply may take before the connection is presumed cut: the server's own
 // statement timeout, plus the network timeout.
-Io io_of(const PostgresOptions& o) { return Io{o.log, o.statement_timeout + o.network_timeout}; }
+// A statement timeout of 0 is no limit for the server, and so none here either.
+Io io_of(const PostgresOptions& o) {
+  if (o.statement_timeout.count() <= 0) return Io{o.log, Duration{0}};
+  return Io{o.log, o.statement_timeout + o.network_timeout};
+}
 
 result<PgConnPtr> open_connection(const Settings& s, std::string_view session = {}) {
   const std::string timeout = std::to_string(std::max<std::int64_t>(
       1, std::chrono::ceil<std::chrono::seconds>(s.options.connect_timeout).count()));
   // TCP keepalives notice a server that vanished (a cut network, a dead host) while a connection
-  // is idle, the LISTEN one included: 10 s idle, then 3 probes 5 s apart. Before `dbname`, so
-  // the URL's own settings win.
-  const char* keys[] = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
-                        "dbname",     "connect_timeout", "application_name",    nullptr};
-  const char* values[] = {"1",     "10",   "5", "3", s.libpq_uri.c_str(), timeout.c_str(),
-                          "midas", nullptr};
+  // is idle, the LISTEN one included: 10 s idle, then 3 probes 5 s apart. tcp_user_timeout does
+  // the same for data sent and never acknowledged (a statement or COPY whose send blocks, which
+  // the reply timeout does not cover): network_timeout. Before `dbname`, so the URL's own
+  // settings win.
+  const std::string user_timeout = std::to_string(
+      std::max<std::int64_t>(1000, std::chrono::milliseconds{s.options.network_timeout}.count()));
+  const char* keys[] = {"keepalives",       "keepalives_idle",  "keepalives_interval",
+                        "keepalives_count", "tcp_user_timeout", "dbname",
+                        "connect_timeout",  "application_name", nullptr};
+  const char* values[] = {
+      "1",     "10",   "5", "3", user_timeout.c_str(), s.libpq_uri.c_str(), timeout.c_str(),
+      "midas", nullptr};
   PgConnPtr conn{PQconnectdbParams(keys, values, /*expand_dbname=*/1)};
   if (!conn) return std::make_error_code(std::errc::not_enough_memory);
   if (PQstatus(conn.get()) != CONNECTION_OK) {
@@ -986,7 +1003,10 @@ CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
       Params p;
       p.add(m.version).add(std::string{m.description});
       MIDAS_TRYV(exec(conn, "BEGIN", Params{}, false, io()));
-      auto step = exec(conn, S(m.sql), Params{}, false, io());
+      // A migration is several statements, each allowed the statement timeout by the server.
+      Io slow = io();
+      slow.reply_timeout *= 4;
+      auto step = exec(conn, S(m.sql), Params{}, false, slow);
       if (step) {
         step = exec(conn,
                     S("INSERT INTO @S.midas_schema_version (version, description) VALUES ($1, $2)"),

@@ -258,7 +258,7 @@ for i = 4, #ARGV - 5, 6 do
     if status == 'retrying' then
       redis.call('HSET', tk, 'status', 'retrying', 'run_at', run_at, 'updated_at', now,
         'history', history, 'attempt', attempt)
-      due = due + file_waiting_later(seq, f[5], run_at)
+      due = due + file_waiting_later(seq, f[5] or '0', run_at)
     else
       redis.call('HSET', tk, 'status', status, 'finished_at', now, 'updated_at', now,
         'history', history, 'attempt', attempt)

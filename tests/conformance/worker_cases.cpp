@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "conformance.hpp"
 
@@ -872,6 +873,62 @@ MIDAS_CONFORMANCE_CASE("a started worker runs tasks enqueued while it runs and s
   worker.stop();  // twice is fine
   std::lock_guard lock{mutex};
   CHECK(calls == 5);
+}
+
+MIDAS_CONFORMANCE_CASE(
+    "stop gives back tasks claimed ahead that no handler started: not run, attempt not counted") {
+  Env env;
+  LogLines log;
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool release = false;
+  int started = 0;
+  Registry reg;
+  reg.add_json("job", [&](const json&, TaskContext&) -> result<void> {
+    std::unique_lock lock{mutex};
+    ++started;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+    return success();
+  });
+  WorkerOptions options = worker_options(log);
+  options.concurrency = 1;
+  options.prefetch = 2;
+  const TaskId first = add(env.q(), reg.spec("job", json::object()));
+  const TaskId second = add(env.q(), reg.spec("job", json::object()));
+  const TaskId third = add(env.q(), reg.spec("job", json::object()));
+  Worker worker{env.q(), reg, options};
+  worker.start();
+  {
+    std::unique_lock lock{mutex};
+    REQUIRE(cv.wait_for(lock, 10s, [&] { return started == 1; }));
+  }
+  // The one thread runs the first task; the two others are claimed ahead and wait for it.
+  for (int i = 0; i < 500 && ok(env.q().get(third)).status != TaskStatus::running; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(ok(env.q().get(third)).status == TaskStatus::running);
+  std::thread stopper{[&] { worker.stop(); }};
+  std::this_thread::sleep_for(50ms);  // stop() gives the waiting ones back before it drains
+  {
+    std::lock_guard lock{mutex};
+    release = true;
+  }
+  cv.notify_all();
+  stopper.join();
+  std::lock_guard lock{mutex};
+  CHECK(started == 1);
+  CHECK(ok(env.q().get(first)).status == TaskStatus::succeeded);
+  for (const TaskId& id : {second, third}) {
+    const Task t = ok(env.q().get(id));
+    CHECK(t.status == TaskStatus::retrying);
+    CHECK(t.attempt == 0);
+    CHECK(t.run_at <= env.now());  // due again at once, in its place in line
+    REQUIRE(t.history.size() == 1);
+    CHECK(t.history[0].decision == "snooze");
+    REQUIRE(t.history[0].error.has_value());
+    CHECK(t.history[0].error->type == "shutdown");
+  }
 }
 
 TEST_SUITE_END();

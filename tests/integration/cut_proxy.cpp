@@ -224,6 +224,7 @@ int main(int argc, char** argv) {
         pairs.push_back(std::move(p));
       }
     }
+    if (mode == Mode::blackhole) continue;  // nothing moves, nothing is closed, until the heal
     std::vector<bool> dead(pairs.size(), false);
     for (std::size_t k = 2; k < fds.size(); ++k) {
       const short ev = fds[k].revents;

@@ -498,17 +498,16 @@ void Services::start_worker() {
 }
 
 void Services::stop_worker() {
-  if (pruner.joinable()) {
-    {
-      const std::lock_guard lock(pruner_mutex);
-      pruner_stop = true;
-    }
-    pruner_cv.notify_all();
-    pruner.join();
+  {
+    const std::lock_guard lock(pruner_mutex);
+    pruner_stop = true;
   }
-  if (!worker) return;
-  worker->stop();
-  worker.reset();
+  pruner_cv.notify_all();
+  if (worker) {
+    worker->stop();
+    worker.reset();
+  }
+  if (pruner.joinable()) pruner.join();
 }
 
 void Services::start_pruner() {
@@ -525,6 +524,10 @@ void Services::start_pruner() {
       lock.unlock();
       std::size_t total = 0;
       for (;;) {  // in slices, so a backlog does not hold the backend for long
+        {
+          const std::lock_guard stopping(pruner_mutex);
+          if (pruner_stop) break;
+        }
         auto pruned = queue->prune(queue->clock().now() - retention, 1000);
         if (!pruned) {
           log.warning("pruning finished tasks failed; trying again later",
