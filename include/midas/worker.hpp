@@ -63,8 +63,10 @@ class Worker {
 
   /// Starts the threads and returns; the worker runs until stop().
   void start();
-  /// Stops claiming, lets running handlers finish within the grace period (then requests their
-  /// stop tokens and waits for them), and returns. Safe to call twice.
+  /// Stops claiming, gives back the tasks claimed ahead that no handler started (a snooze that
+  /// keeps their place in line), lets running handlers finish within the grace period while
+  /// heartbeating their leases (then requests their stop tokens and waits for them), and
+  /// returns. Safe to call twice.
   void stop();
   /// Runs until no due task is left in the worker's queues and none is running, then returns.
   /// Tasks scheduled for later (by run_at, retry or snooze) are left for a later call.
