@@ -568,10 +568,12 @@ MIDAS_CONFORMANCE_CASE(
       },
       {.retry = fixed(1s, 5)});
   const TaskId id = add(env.q(), reg.spec("slow", json::object()));
-  // One slot: with a free one, the worker's own fetcher could claim the rescued task before the
-  // thief does (legitimately), which is not what this case is about.
+  // One slot and no claiming ahead: with room for another task, the worker's own fetcher could
+  // claim the rescued task before the thief does (legitimately), which is not what this case is
+  // about.
   WorkerOptions options = worker_options(log, {"default"}, /*passive=*/true);
   options.concurrency = 1;
+  options.prefetch = 0;
   Worker worker{env.q(), reg, options};
   const WorkerStats stats = worker.run_until_idle();
 
