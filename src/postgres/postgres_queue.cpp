@@ -26,6 +26,7 @@
 namespace midas {
 namespace {
 
+using detail::cell_text;
 using detail::from_us;
 using detail::parse_int;
 using detail::PgConnPtr;
@@ -188,10 +189,6 @@ result<PgResultPtr> exec(PGconn* conn, const std::string& sql, const Params& par
   return ec;
 }
 
-const char* text(const PGresult* r, int row, int col) {
-  return PQgetisnull(r, row, col) ? nullptr : PQgetvalue(r, row, col);
-}
-
 // ---- SQL -------------------------------------------------------------------------------------
 
 #define MIDAS_TS(p) "(timestamptz 'epoch' + " p "::bigint * interval '1 microsecond')"
@@ -273,7 +270,7 @@ result<std::vector<Enqueued>> run_enqueue(PGconn* conn, const std::string& sql,
     for (int row = 0; row < PQntuples(r.get()); ++row) {
       auto n = parse_int(PQgetvalue(r.get(), row, 0));
       if (!n || *n < 0 || static_cast<std::size_t>(*n) >= out.size()) return errc::protocol_error;
-      const char* id = text(r.get(), row, 1);
+      const char* id = cell_text(r.get(), row, 1);
       if (id == nullptr) {
         again.push_back(static_cast<std::size_t>(*n));
         continue;
@@ -834,7 +831,7 @@ GROUP BY queue, status ORDER BY queue)sql");
     std::vector<ClaimedTask> out;
     for (int row = 0; row < PQntuples(r.get()); ++row) {
       MIDAS_TRY(task, task_from_row(r.get(), row));
-      const char* token = text(r.get(), row, 14);
+      const char* token = cell_text(r.get(), row, 14);
       Lease lease{task.id, token ? token : "", task.lease_owner.value_or(""),
                   task.lease_expires_at.value_or(TimePoint{})};
       out.push_back(ClaimedTask{std::move(task), std::move(lease)});
@@ -926,7 +923,7 @@ GROUP BY queue, status ORDER BY queue)sql");
           s.cancelled = count;
           break;
       }
-      if (const char* age = text(r.get(), row, 3)) {
+      if (const char* age = cell_text(r.get(), row, 3)) {
         Duration d{parse_int(age).value_or(0)};
         if (!s.oldest_due_age || d > *s.oldest_due_age) s.oldest_due_age = d;
       }

@@ -13,9 +13,7 @@ result<Task> task_from_row(const PGresult* r, int row) {
   if (row < 0 || row >= PQntuples(r) || PQnfields(r) < task_column_count) {
     return errc::protocol_error;
   }
-  const auto cell = [&](int col) -> const char* {
-    return PQgetisnull(r, row, col) ? nullptr : PQgetvalue(r, row, col);
-  };
+  const auto cell = [&](int col) { return cell_text(r, row, col); };
   bool bad = false;
   const auto required = [&](int col) -> std::string {
     const char* v = cell(col);

@@ -12,6 +12,11 @@
 
 namespace midas::detail {
 
+/// The text of a cell; nullptr for SQL NULL.
+[[nodiscard]] inline const char* cell_text(const PGresult* r, int row, int col) {
+  return PQgetisnull(r, row, col) ? nullptr : PQgetvalue(r, row, col);
+}
+
 /// The columns of a task row (task_columns in postgres_queue.cpp, in that order).
 inline constexpr int task_column_count = 18;
 
