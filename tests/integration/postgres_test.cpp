@@ -128,6 +128,70 @@ TEST_SUITE("postgres") {
     CHECK(waited < std::chrono::seconds{5});  // the NOTIFY, not the 10 s timeout
   }
 
+  TEST_CASE("an enqueue wakes a waiter on the same queue object without the server's NOTIFY" *
+            doctest::skip(no_postgres())) {
+    Schema s;
+    auto q = open(s);
+    auto other = open(s);  // another process, as far as wake-ups go
+    Conn raw;
+    raw.exec(("DROP TRIGGER midas_tasks_notify_insert ON " + s.name + ".midas_tasks").c_str());
+    const std::vector<std::string> queues{"default"};
+    // The first wait opens the LISTEN connection and reports a (re)connection at once.
+    REQUIRE(q->wait_for_tasks(queues, std::chrono::milliseconds{10}));
+    REQUIRE(other->wait_for_tasks(queues, std::chrono::milliseconds{10}));
+    std::atomic<bool> other_woke{true};
+    std::thread elsewhere([&] {
+      auto r = other->wait_for_tasks(queues, std::chrono::milliseconds{1500});
+      other_woke = !r || r.value();
+    });
+    std::thread producer([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds{200});
+      REQUIRE(q->enqueue(spec()));
+    });
+    const auto start = std::chrono::steady_clock::now();
+    auto woke = q->wait_for_tasks(queues, std::chrono::seconds{10});
+    const auto waited = std::chrono::steady_clock::now() - start;
+    producer.join();
+    elsewhere.join();
+    REQUIRE(woke);
+    CHECK(woke.value());
+    CHECK(waited < std::chrono::seconds{5});
+    CHECK_FALSE(other_woke.load());  // without the trigger, no NOTIFY reached the other object
+  }
+
+  TEST_CASE("statements prepared on a connection are prepared again on its replacement" *
+            doctest::skip(no_postgres())) {
+    Schema s;
+    // A name of its own, so that only this queue's connections are ended.
+    const std::string app = s.name;
+    const std::string url = pg_url() + (pg_url().find('?') == std::string::npos ? "?" : "&") +
+                            "application_name=" + app;
+    auto connected =
+        midas::connect_postgres(url, midas::PostgresOptions{.schema = s.name, .pool_size = 1});
+    REQUIRE(connected);
+    auto q = std::move(connected).value();
+    REQUIRE(q->enqueue(spec()));
+    REQUIRE(q->enqueue(spec()));  // runs the prepared enqueue statement
+    Conn raw;
+    const std::string kill =
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app +
+        "'";
+    PGresult* r = PQexec(raw.c, kill.c_str());
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+    PQclear(r);
+    // The first call after the kill fails on the dead connection; the pool opens a new one, on
+    // which nothing is prepared yet.
+    int ok = 0;
+    for (int i = 0; i < 5 && ok < 3; ++i) {
+      if (q->enqueue(spec())) ++ok;
+    }
+    CHECK(ok == 3);
+    auto stats = q->stats(std::string{"default"});
+    REQUIRE(stats);
+    REQUIRE(stats.value().queues.size() == 1);
+    CHECK(stats.value().queues[0].pending == 5);
+  }
+
   TEST_CASE("a task enqueued in a rolled-back transaction does not exist" *
             doctest::skip(no_postgres())) {
     Schema s;
