@@ -208,15 +208,22 @@ class RedisQueue final : public Queue {
         std::vector<std::string> args{std::to_string(n), request.worker_id,
                                       std::to_string(deadline)};
         for (std::size_t i = 0; i < n; ++i) args.push_back(detail::random_token());
+        const std::vector<std::string> tokens(args.begin() + 3, args.end());
         // A lost reply is not resent: the tasks it may have leased run again once their lease
         // expires, while a second claim would lease more.
         MIDAS_TRY(reply,
                   call1(eval(Script::claim, queue, now, std::move(args)), OnLost::unavailable));
         MIDAS_TRY(arr, array_reply(*reply));
+        if (arr->elements > n) return errc::protocol_error;
         for (std::size_t i = 0; i < arr->elements; ++i) {
-          std::string token;
-          MIDAS_TRY(task, parse_task(*arr->element[i], &token));
-          Lease lease{task.id, std::move(token), request.worker_id, from_us(deadline)};
+          // The script returns each task as it was before the lease; apply the lease here.
+          MIDAS_TRY(task, parse_task(*arr->element[i], nullptr));
+          task.status = TaskStatus::running;
+          task.attempt += 1;
+          task.updated_at = from_us(now);
+          task.lease_owner = request.worker_id;
+          task.lease_expires_at = from_us(deadline);
+          Lease lease{task.id, tokens[i], request.worker_id, from_us(deadline)};
           out.push_back(ClaimedTask{std::move(task), std::move(lease)});
         }
         if (arr->elements < n) break;

@@ -85,8 +85,11 @@ result<Task> parse_task(const redisReply& r, std::string* token) {
   t.created_at = time(parse_int(field("created_at")));
   t.updated_at = time(parse_int(field("updated_at")));
   t.finished_at = maybe_time("finished_at");
-  if (auto owner = f.get("lease_owner")) t.lease_owner = std::string{*owner};
-  t.lease_expires_at = maybe_time("lease_expires_at");
+  // A task keeps its last lease's fields after it settles (one write fewer per task); they
+  // mean something only while it runs.
+  const bool running = status && status.value() == TaskStatus::running;
+  if (auto owner = f.get("lease_owner"); owner && running) t.lease_owner = std::string{*owner};
+  if (running) t.lease_expires_at = maybe_time("lease_expires_at");
   if (auto cp = f.get("checkpoint")) t.checkpoint = document(*cp);
   const json history = document(field("history"));
   if (!bad) {
@@ -96,7 +99,9 @@ result<Task> parse_task(const redisReply& r, std::string* token) {
       bad = true;
     }
   }
-  if (token != nullptr) *token = std::string{f.get("token").value_or(std::string_view{})};
+  if (token != nullptr) {
+    *token = running ? std::string{f.get("token").value_or(std::string_view{})} : std::string{};
+  }
   if (bad) return errc::protocol_error;
   return t;
 }

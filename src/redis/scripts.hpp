@@ -65,8 +65,9 @@ local function ready_member(run_at, seq)
   return pad(run_at, 17) .. ':' .. pad(seq, 20)
 end
 local function member_seq(m)
-  local s = string.gsub(string.sub(m, 19), '^0+', '')
-  return s
+  local i = string.find(m, '[^0]', 19)  -- a third of the time of gsub('^0+', '')
+  if not i then return '0' end
+  return string.sub(m, i)
 end
 -- Files a pending or retrying task where claim finds it; 1 if it is due now.
 local function file_waiting(seq, priority, run_at)
@@ -146,6 +147,10 @@ inline constexpr std::array<std::string_view, script_count> script_body{
     R"lua(
 local queue, n = ARGV[3], tonumber(ARGV[4])
 local out, due = {}, 0
+-- Task numbers are reserved with one INCRBY for the rest of the batch when needed: one call per
+-- batch unless unique keys turn some tasks into duplicates (which leaves gaps; numbers are ids,
+-- not counts).
+local next_seq, last_seq = 1, 0
 for i = 0, n - 1 do
   local o = 5 + i * 6
   local typ, params, prio, run_at, max_attempts, ukey =
@@ -156,7 +161,12 @@ for i = 0, n - 1 do
     out[#out + 1] = existing
     out[#out + 1] = 1
   else
-    local seq = string.format('%.0f', redis.call('INCR', K_SEQ))
+    if next_seq > last_seq then
+      last_seq = redis.call('INCRBY', K_SEQ, n - i)
+      next_seq = last_seq - (n - i) + 1
+    end
+    local seq = string.format('%.0f', next_seq)
+    next_seq = next_seq + 1
     local tk = task_key(seq)
     redis.call('HSET', tk, 'seq', seq, 'type', typ, 'queue', queue, 'params', params,
       'status', 'pending', 'attempt', 0, 'max_attempts', max_attempts, 'priority', prio,
@@ -178,7 +188,9 @@ return out
 )lua",
     // claim: ARGV[3] limit, ARGV[4] worker id, ARGV[5] lease deadline, ARGV[6..] one fresh token
     // per task. Moves due scheduled tasks to ready, then leases up to limit ready tasks.
-    // Returns one HGETALL array per leased task.
+    // Returns, per leased task, its HGETALL array as it was *before* the lease: the client applies
+    // what the lease changed (status running, attempt + 1, the k-th token, owner, deadline,
+    // updated_at = now), which saves a second read of the hash per task.
     R"lua(
 local limit, worker, deadline = tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local due = redis.call('ZRANGEBYSCORE', K_SCHED, '-inf', now, 'LIMIT', 0, 1000)
@@ -194,14 +206,25 @@ local popped = redis.call('ZPOPMIN', K_READY, limit)
 for i = 1, #popped, 2 do
   local seq = member_seq(popped[i])
   local tk = task_key(seq)
-  local f = redis.call('HMGET', tk, 'status', 'attempt')
-  if f[1] == 'pending' or f[1] == 'retrying' then
-    count_later(f[1], -1)
+  local h = redis.call('HGETALL', tk)
+  local status, attempt
+  for j = 1, #h, 2 do
+    local field = h[j]
+    if field == 'status' then
+      status = h[j + 1]
+      if attempt then break end
+    elseif field == 'attempt' then
+      attempt = h[j + 1]
+      if status then break end
+    end
+  end
+  if status == 'pending' or status == 'retrying' then
+    count_later(status, -1)
     count_later('running', 1)
-    redis.call('HSET', tk, 'status', 'running', 'attempt', (tonumber(f[2]) or 0) + 1, 'token',
+    redis.call('HSET', tk, 'status', 'running', 'attempt', (tonumber(attempt) or 0) + 1, 'token',
       ARGV[6 + #out], 'lease_owner', worker, 'lease_expires_at', deadline, 'updated_at', now)
     gather(later_zadd, K_RUNNING, deadline, seq)
-    out[#out + 1] = redis.call('HGETALL', tk)
+    out[#out + 1] = h
   end
 end
 flush()
@@ -267,7 +290,8 @@ for i = 4, #ARGV - 5, 6 do
       end
       gather(later_zadd, K_FINISHED, now, seq)
     end
-    redis.call('HDEL', tk, 'token', 'lease_owner', 'lease_expires_at')
+    -- The lease fields stay behind: only a running task's are read (fencing checks the status
+    -- first, and the reader ignores them otherwise), and the next claim overwrites them.
     out[#out + 1] = 0
   end
 end

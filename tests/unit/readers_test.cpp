@@ -91,6 +91,22 @@ TEST_CASE("redis: a task hash reads back whole, with its lease token") {
   CHECK(token == "tok-7");
 }
 
+TEST_CASE("redis: a settled task's leftover lease fields are not reported") {
+  // Settling leaves the last lease's fields in the hash (one write fewer per task).
+  auto fields = task_hash();
+  for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+    if (fields[i] == "status") fields[i + 1] = "succeeded";
+  }
+  fields.insert(fields.end(), {"finished_at", "1795000002000000"});
+  std::string token = "unchanged";
+  auto t = midas::detail::parse_task(*parse_resp(hgetall(fields)), &token);
+  REQUIRE(t);
+  CHECK(t.value().status == midas::TaskStatus::succeeded);
+  CHECK_FALSE(t.value().lease_owner.has_value());
+  CHECK_FALSE(t.value().lease_expires_at.has_value());
+  CHECK(token.empty());
+}
+
 TEST_CASE(
     "redis: a time or number out of range, a missing field or an odd array is "
     "protocol_error") {
