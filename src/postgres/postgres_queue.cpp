@@ -636,10 +636,12 @@ class PostgresQueue final : public Queue {
     const auto P = [&](int slot, std::string_view sql) { return Statement{S(sql), slot}; };
     const std::string cols{task_columns};
     enqueue_ = P(0, enqueue_sql);
-    next_ids_ =
-        P(1,
-          "SELECT nextval(pg_get_serial_sequence('@S.midas_tasks', 'id')) FROM generate_series(1, "
-          "$1::int)");
+    // The sequence is looked up once (OFFSET 0 keeps the sub-select from being flattened into a
+    // per-row look-up): 1000 ids in 0.6-0.9 ms instead of 3.5-6 ms.
+    next_ids_ = P(1, R"sql(
+SELECT nextval(s.seq)
+FROM (SELECT pg_get_serial_sequence('@S.midas_tasks', 'id')::regclass AS seq OFFSET 0) s,
+  generate_series(1, $1::int))sql");
     copy_ =
         S("COPY @S.midas_tasks (id, type, queue, params, status, max_attempts, priority, run_at, "
           "created_at, updated_at) FROM STDIN");
