@@ -208,6 +208,32 @@ MIDAS_CONFORMANCE_CASE("a task scheduled for later does not block a due task of 
   CHECK(ids(claim(env.q(), {"default"}, 10)) == std::vector<TaskId>{later_id});
 }
 
+MIDAS_CONFORMANCE_CASE(
+    "a claim takes the first due tasks across priorities, skipping tasks scheduled for later") {
+  Env env;
+  auto add_with = [&](const char* name, int priority, std::chrono::seconds delay) {
+    TaskSpec s = spec("mix");
+    s.priority = priority;
+    s.delay = delay;
+    s.params = {{"name", name}};
+    const TaskId id = add(env.q(), s);
+    env.clock.advance(1ms);
+    return id;
+  };
+  add_with("p2-later", 2, 1h);
+  const TaskId p2a = add_with("p2-a", 2, 0s);
+  const TaskId p0a = add_with("p0-a", 0, 0s);
+  add_with("p1-later", 1, 1h);
+  const TaskId p2b = add_with("p2-b", 2, 0s);
+  add_with("p0-later", 0, 1h);
+  const TaskId p0b = add_with("p0-b", 0, 0s);
+  const TaskId p2c = add_with("p2-c", 2, 0s);
+  // Four of the five due tasks, in priority order, first in first out within one.
+  CHECK(ids(claim(env.q(), {"default"}, 4)) == std::vector<TaskId>{p0a, p0b, p2a, p2b});
+  CHECK(ids(claim(env.q(), {"default"}, 4)) == std::vector<TaskId>{p2c});
+  CHECK(claim(env.q(), {"default"}, 4).empty());
+}
+
 MIDAS_CONFORMANCE_CASE("a delayed task is not claimed before its run_at and is claimed once due") {
   Env env;
   const TimePoint t0 = env.now();
