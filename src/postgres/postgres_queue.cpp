@@ -160,12 +160,11 @@ struct Io {
   Duration reply_timeout{0};
 };
 
-// Awaits the reply to what `sent` (a PQsend* result) sent and maps a failure to errc.
-result<PgResultPtr> complete(PGconn* conn, int sent, bool acknowledging, const Io& io) {
+// Maps the reply `r` to a statement's result: the result, or the error (logged).
+result<PgResultPtr> outcome(PGconn* conn, PgResultPtr r, bool timed_out, bool acknowledging,
+                            const Io& io) {
   const LogSink& log = io.log;
   const Duration reply_timeout = io.reply_timeout;
-  bool timed_out = false;
-  PgResultPtr r = sent == 1 ? await_reply(conn, reply_timeout, timed_out) : PgResultPtr{};
   const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (!timed_out &&
       (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_COPY_IN)) {
@@ -185,6 +184,13 @@ result<PgResultPtr> complete(PGconn* conn, int sent, bool acknowledging, const I
         std::string{"postgres: "} + (r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn)));
   }
   return ec;
+}
+
+// Awaits the reply to what `sent` (a PQsend* result) sent and maps a failure to errc.
+result<PgResultPtr> complete(PGconn* conn, int sent, bool acknowledging, const Io& io) {
+  bool timed_out = false;
+  PgResultPtr r = sent == 1 ? await_reply(conn, io.reply_timeout, timed_out) : PgResultPtr{};
+  return outcome(conn, std::move(r), timed_out, acknowledging, io);
 }
 
 // Runs a statement; `sql` is sent with the parameters (no server-side preparation). Without
@@ -214,20 +220,41 @@ struct Conn {
   std::uint32_t* prepared;
 };
 
+// True if `r` failed because the connection's prepared statement is gone (a pooler or
+// DISCARD ALL dropped it: 26000) or no longer fits the table (a migration changed a returned
+// column: 0A000). The statement did not run, so preparing it again and retrying is safe.
+bool prepared_statement_stale(const PGresult* r) {
+  if (r == nullptr || PQresultStatus(r) != PGRES_FATAL_ERROR) return false;
+  const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  return state != nullptr &&
+         (std::string_view{state} == "26000" || std::string_view{state} == "0A000");
+}
+
 result<PgResultPtr> exec(Conn c, const Statement& st, const Params& params, bool acknowledging,
                          const Io& io) {
   if (c.prepared == nullptr) return exec(c.pg, st.sql, params, acknowledging, io);
   const std::uint32_t bit = std::uint32_t{1} << st.slot;
   const std::string name = "midas_" + std::to_string(st.slot);
-  if ((*c.prepared & bit) == 0) {
-    const int sent = PQsendPrepare(c.pg, name.c_str(), st.sql.c_str(), params.size(), nullptr);
-    MIDAS_TRYV(complete(c.pg, sent, false, io));
-    *c.prepared |= bit;
+  const auto values = params.pointers();
+  for (int attempt = 0;; ++attempt) {
+    if ((*c.prepared & bit) == 0) {
+      const int sent = PQsendPrepare(c.pg, name.c_str(), st.sql.c_str(), params.size(), nullptr);
+      MIDAS_TRYV(complete(c.pg, sent, false, io));
+      *c.prepared |= bit;
+    }
+    const int sent =
+        PQsendQueryPrepared(c.pg, name.c_str(), params.size(), values.data(), nullptr, nullptr, 0);
+    bool timed_out = false;
+    PgResultPtr r = sent == 1 ? await_reply(c.pg, io.reply_timeout, timed_out) : PgResultPtr{};
+    if (attempt == 0 && !timed_out && prepared_statement_stale(r.get()) &&
+        PQtransactionStatus(c.pg) == PQTRANS_IDLE) {
+      // Whatever dropped or outdated this one may have done so to all: start over.
+      MIDAS_TRYV(exec(c.pg, "DEALLOCATE ALL", Params{}, false, io));
+      *c.prepared = 0;
+      continue;
+    }
+    return outcome(c.pg, std::move(r), timed_out, acknowledging, io);
   }
-  auto values = params.pointers();
-  const int sent =
-      PQsendQueryPrepared(c.pg, name.c_str(), params.size(), values.data(), nullptr, nullptr, 0);
-  return complete(c.pg, sent, acknowledging, io);
 }
 
 // ---- SQL -------------------------------------------------------------------------------------
@@ -520,9 +547,10 @@ result<PgConnPtr> open_connection(const Settings& s, std::string_view session = 
   // settings win.
   const std::string user_timeout = std::to_string(
       std::max<std::int64_t>(1000, std::chrono::milliseconds{s.options.network_timeout}.count()));
-  const char* keys[] = {"keepalives",       "keepalives_idle",  "keepalives_interval",
-                        "keepalives_count", "tcp_user_timeout", "dbname",
-                        "connect_timeout",  "application_name", nullptr};
+  // fallback_application_name: "midas" unless the URL names the application itself.
+  const char* keys[] = {"keepalives",       "keepalives_idle",           "keepalives_interval",
+                        "keepalives_count", "tcp_user_timeout",          "dbname",
+                        "connect_timeout",  "fallback_application_name", nullptr};
   const char* values[] = {
       "1",     "10",   "5", "3", user_timeout.c_str(), s.libpq_uri.c_str(), timeout.c_str(),
       "midas", nullptr};
@@ -1096,7 +1124,8 @@ CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
 
   // Tells this process's waiters at once about tasks it enqueued that are due, instead of when
   // the server's notification comes back (0.3 ms or more later): a worker sharing the queue
-  // object with its producer starts sooner. Other processes still hear the NOTIFY.
+  // object with its producer starts sooner. Other processes still hear the NOTIFY; here it
+  // counts as a second wake-up, which costs at most one claim that finds nothing.
   void announce(std::span<const TaskSpec> specs, const std::vector<Enqueued>& out, TimePoint now) {
     bool any = false;
     {

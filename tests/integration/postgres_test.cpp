@@ -140,21 +140,28 @@ TEST_SUITE("postgres") {
     REQUIRE(q->wait_for_tasks(queues, std::chrono::milliseconds{10}));
     REQUIRE(other->wait_for_tasks(queues, std::chrono::milliseconds{10}));
     std::atomic<bool> other_woke{true};
+    std::atomic<bool> done{false};
+    std::atomic<int> enqueued{0};
     std::thread elsewhere([&] {
       auto r = other->wait_for_tasks(queues, std::chrono::milliseconds{1500});
       other_woke = !r || r.value();
     });
+    // Enqueues every 200 ms until the waiter wakes, in case its wait began after an enqueue.
     std::thread producer([&] {
-      std::this_thread::sleep_for(std::chrono::milliseconds{200});
-      REQUIRE(q->enqueue(spec()));
+      for (int i = 0; i < 20 && !done; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds{200});
+        if (q->enqueue(spec())) ++enqueued;
+      }
     });
     const auto start = std::chrono::steady_clock::now();
     auto woke = q->wait_for_tasks(queues, std::chrono::seconds{10});
     const auto waited = std::chrono::steady_clock::now() - start;
+    done = true;
     producer.join();
     elsewhere.join();
     REQUIRE(woke);
     CHECK(woke.value());
+    CHECK(enqueued.load() >= 1);
     CHECK(waited < std::chrono::seconds{5});
     CHECK_FALSE(other_woke.load());  // without the trigger, no NOTIFY reached the other object
   }
@@ -177,19 +184,45 @@ TEST_SUITE("postgres") {
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app +
         "'";
     PGresult* r = PQexec(raw.c, kill.c_str());
-    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+    REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+    CHECK(PQntuples(r) == 1);  // the queue's one connection, named by the URL
+    CHECK(std::string_view{PQgetvalue(r, 0, 0)} == "t");
     PQclear(r);
     // The first call after the kill fails on the dead connection; the pool opens a new one, on
     // which nothing is prepared yet.
     int ok = 0;
+    int failed = 0;
     for (int i = 0; i < 5 && ok < 3; ++i) {
-      if (q->enqueue(spec())) ++ok;
+      if (q->enqueue(spec())) {
+        ++ok;
+      } else {
+        ++failed;
+      }
     }
     CHECK(ok == 3);
+    CHECK(failed >= 1);
     auto stats = q->stats(std::string{"default"});
     REQUIRE(stats);
     REQUIRE(stats.value().queues.size() == 1);
     CHECK(stats.value().queues[0].pending == 5);
+  }
+
+  TEST_CASE("a prepared statement outdated by a change to the table is prepared again" *
+            doctest::skip(no_postgres())) {
+    Schema s;
+    auto q = open(s, midas::PostgresOptions{.pool_size = 1});
+    auto e = q->enqueue(spec("before"));
+    REQUIRE(e);
+    REQUIRE(q->get(e.value().id));  // prepares the get statement on the one connection
+    // A migration by another process changes a column get() returns: the prepared statement's
+    // result type no longer holds (SQLSTATE 0A000 on its next run).
+    Conn raw;
+    raw.exec(
+        ("ALTER TABLE " + s.name + ".midas_tasks ALTER COLUMN type TYPE varchar(200)").c_str());
+    auto again = q->get(e.value().id);
+    REQUIRE(again);
+    CHECK(again.value().type == "before");
+    CHECK(q->enqueue(spec("after")));
   }
 
   TEST_CASE("a task enqueued in a rolled-back transaction does not exist" *

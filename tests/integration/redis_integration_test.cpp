@@ -172,6 +172,49 @@ TEST_SUITE("redis integration") {
     CHECK(claimed.value()[0].task.id.rfind("default/", 0) == 0);
   }
 
+  TEST_CASE("a claim that skips a stale ready entry gives each leased task its own token" *
+            doctest::skip(no_redis())) {
+    Fixture f{*rt::test_url()};
+    const ClaimRequest one{.queues = {"default"}, .limit = 1, .worker_id = "w", .lease = 8s};
+    auto first = f.queue->enqueue(job(1));
+    REQUIRE(first);
+    auto done = f.queue->claim(one);
+    REQUIRE(done);
+    REQUIRE(done.value().size() == 1);
+    REQUIRE(f.queue->settle(done.value()[0].lease, Settlement{}));
+    auto a = f.queue->enqueue(job(2));
+    auto b = f.queue->enqueue(job(3));
+    REQUIRE(a);
+    REQUIRE(b);
+    // A ready entry for the finished task, ahead of everything: the claim pops it, finds the
+    // task is not waiting, and skips it without using a token.
+    const std::string seq = first.value().id.substr(first.value().id.find('/') + 1);
+    std::string member(17, '0');
+    member += ':' + std::string(20 - seq.size(), '0') + seq;
+    rt::RawRedis raw{f.url};
+    (void)raw.command({"ZADD", "{" + f.prefix + ":default}:ready", "-100", member});
+    auto claimed =
+        f.queue->claim({.queues = {"default"}, .limit = 3, .worker_id = "w", .lease = 8s});
+    REQUIRE(claimed);
+    REQUIRE(claimed.value().size() == 2);
+    CHECK(claimed.value()[0].task.id == a.value().id);
+    CHECK(claimed.value()[1].task.id == b.value().id);
+    std::vector<Lease> leases;
+    for (const auto& c : claimed.value()) {
+      CHECK(c.task.status == TaskStatus::running);
+      CHECK(c.task.attempt == 1);
+      leases.push_back(c.lease);
+    }
+    auto lost = f.queue->heartbeat(leases, 8s);
+    REQUIRE(lost);
+    CHECK(lost.value().empty());  // each token is the one stored with its task
+    for (const auto& l : leases) CHECK(f.queue->settle(l, Settlement{}));
+    auto stored = f.queue->get(a.value().id);
+    REQUIRE(stored);
+    CHECK(stored.value().status == TaskStatus::succeeded);
+    CHECK_FALSE(stored.value().lease_owner.has_value());  // its lease fields are left behind
+  }
+
   TEST_CASE("an idle worker starts a newly enqueued task within a few milliseconds" *
             doctest::skip(no_redis())) {
     Fixture f{*rt::test_url()};
