@@ -209,8 +209,11 @@ result<PgResultPtr> exec(PGconn* conn, const std::string& sql, const Params& par
 // that is 0.4 ms of a 0.5 ms call. Plans stay per call (plan_cache_mode = force_custom_plan in
 // every session): a generic plan made while the table looked empty would scan it whole.
 struct Statement {
+  Statement() = default;
+  Statement(std::string text, int n) : sql{std::move(text)}, slot{n} {}
   std::string sql;
-  int slot = 0;  // 0..31
+  int slot = 0;                                        // 0..31: its bit in Conn::prepared
+  std::string name = "midas_" + std::to_string(slot);  // built once, not per call
 };
 
 // A connection, and the statements (bits by slot) already prepared on it; `prepared` is null for
@@ -234,16 +237,16 @@ result<PgResultPtr> exec(Conn c, const Statement& st, const Params& params, bool
                          const Io& io) {
   if (c.prepared == nullptr) return exec(c.pg, st.sql, params, acknowledging, io);
   const std::uint32_t bit = std::uint32_t{1} << st.slot;
-  const std::string name = "midas_" + std::to_string(st.slot);
+  const char* name = st.name.c_str();
   const auto values = params.pointers();
   for (int attempt = 0;; ++attempt) {
     if ((*c.prepared & bit) == 0) {
-      const int sent = PQsendPrepare(c.pg, name.c_str(), st.sql.c_str(), params.size(), nullptr);
+      const int sent = PQsendPrepare(c.pg, name, st.sql.c_str(), params.size(), nullptr);
       MIDAS_TRYV(complete(c.pg, sent, false, io));
       *c.prepared |= bit;
     }
     const int sent =
-        PQsendQueryPrepared(c.pg, name.c_str(), params.size(), values.data(), nullptr, nullptr, 0);
+        PQsendQueryPrepared(c.pg, name, params.size(), values.data(), nullptr, nullptr, 0);
     bool timed_out = false;
     PgResultPtr r = sent == 1 ? await_reply(c.pg, io.reply_timeout, timed_out) : PgResultPtr{};
     if (attempt == 0 && !timed_out && prepared_statement_stale(r.get()) &&
@@ -1154,8 +1157,8 @@ CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
   // heartbeat only shortens a lease). Session settings make each one statement, one round trip.
   // enable_sort off: with stale statistics on a new queue the planner sorted every queued row
   // through the listing index (15.7 ms a claim instead of 0.7 ms on 20000 tasks).
-  // jit off: with sorts disabled, a plan that still needs one is costed past jit_above_cost,
-  // and compiling it takes 100+ ms (seen with a claim statement that sorted a few rows).
+  // jit off: with sorts disabled, a plan that still needs one is costed past jit_above_cost;
+  // a claim statement that sorted a few rows ran in 170 ms with JIT on, 0.3 ms with it off.
   static constexpr std::string_view relaxed_session =
       "; SET synchronous_commit = off; SET enable_sort = off; SET jit = off";
   static Settings relaxed(Settings s) {
@@ -1280,7 +1283,7 @@ result<std::vector<Enqueued>> enqueue_in_transaction(pg_conn* conn, std::span<co
   if (PQstatus(conn) != CONNECTION_OK) return errc::backend_unavailable;
   if (PQtransactionStatus(conn) != PQTRANS_INTRANS) return errc::invalid_state;
   if (specs.empty()) return std::vector<Enqueued>{};
-  return run_enqueue(Conn{conn, nullptr}, Statement{with_schema(enqueue_sql, schema)}, specs,
+  return run_enqueue(Conn{conn, nullptr}, Statement{with_schema(enqueue_sql, schema), 0}, specs,
                      clock.now(), Io{});
 }
 
