@@ -55,6 +55,15 @@ std::unique_ptr<midas::Queue> open(const Schema& s, midas::PostgresOptions o = {
   return std::move(q).value();
 }
 
+// How many tasks the schema's table holds.
+long long task_count(const Conn& c, const Schema& s) {
+  PGresult* r = PQexec(c.c, ("SELECT count(*) FROM " + s.name + ".midas_tasks").c_str());
+  REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+  const long long n = std::stoll(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return n;
+}
+
 midas::TaskSpec spec(std::string type = "t") {
   return midas::TaskSpec{.type = std::move(type), .params = {{"n", 1}}};
 }
@@ -75,9 +84,11 @@ TEST_SUITE("postgres") {
       t.max_attempts = 1 + i % 5;
       if (i % 4 == 0) t.run_at = now + std::chrono::hours{1} + midas::Duration{i};
       if (i % 4 == 1) t.delay = std::chrono::minutes{5};
+      // Before 2000-01-01, the zero of the server's binary timestamps.
+      if (i == 2) t.run_at = midas::TimePoint{std::chrono::seconds{631152000}} + midas::Duration{7};
       specs.push_back(std::move(t));
     }
-    // Text COPY must escape these: tab, newline, carriage return, backslash; and keep UTF-8.
+    // Kept exactly: tab, newline, carriage return, backslash (which text COPY escapes), UTF-8.
     specs[7].params = {{"text", "a\tb\nc\rd\\e \"q\" \u00e9\u4e2d"}, {"nested", {{"x", "\\n"}}}};
     auto e = q->enqueue_batch(specs);
     REQUIRE(e);
@@ -99,6 +110,9 @@ TEST_SUITE("postgres") {
       CHECK(t.value().history.empty());
       if (specs[i].run_at) CHECK(t.value().run_at == *specs[i].run_at);
       if (i % 4 == 1) CHECK(t.value().run_at >= now + std::chrono::minutes{5});
+      CHECK(t.value().created_at >= now - std::chrono::minutes{1});
+      CHECK(t.value().created_at <= now + std::chrono::minutes{1});
+      CHECK(t.value().updated_at == t.value().created_at);
     }
     CHECK(ids.size() == specs.size());
     // Ids follow the batch order, as the INSERT path gives them.
@@ -107,6 +121,25 @@ TEST_SUITE("postgres") {
     REQUIRE(stats);
     REQUIRE(stats.value().queues.size() == 1);
     CHECK(stats.value().queues[0].pending == 50);
+  }
+
+  TEST_CASE("a COPY batch the server rejects stores nothing and leaves the queue usable" *
+            doctest::skip(no_postgres())) {
+    Schema s;
+    auto q = open(s, {.pool_size = 1});
+    Conn c;
+    c.exec(("ALTER TABLE " + s.name + ".midas_tasks ADD CONSTRAINT no_bad CHECK (type <> 'bad')")
+               .c_str());
+    std::vector<midas::TaskSpec> specs(100, spec());
+    specs[60].type = "bad";
+    auto e = q->enqueue_batch(specs);
+    REQUIRE_FALSE(e);
+    CHECK(task_count(c, s) == 0);
+    specs[60].type = "good";
+    auto again = q->enqueue_batch(specs);  // on the same pooled connection
+    REQUIRE(again);
+    CHECK(again.value().size() == 100);
+    CHECK(task_count(c, s) == 100);
   }
 
   TEST_CASE("a COPY batch wakes an idle waiter at once" * doctest::skip(no_postgres())) {
@@ -325,8 +358,51 @@ TEST_SUITE("postgres") {
                  .c_str());
     REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
     CHECK(std::string{PQgetvalue(r, 0, 0)} == PQgetvalue(r, 0, 1));  // no version twice
-    CHECK(std::string{PQgetvalue(r, 0, 0)} == "2");  // src/postgres/migrations.hpp has two steps
+    CHECK(std::string{PQgetvalue(r, 0, 0)} == "3");  // src/postgres/migrations.hpp has three steps
     PQclear(r);
+  }
+
+  TEST_CASE("a schema at version 2 is migrated to 3 with its tasks, which list as before" *
+            doctest::skip(no_postgres())) {
+    Schema s;
+    std::vector<midas::TaskId> ids;
+    {
+      auto q = open(s);
+      for (int i = 0; i < 3; ++i) ids.push_back(q->enqueue(spec()).value().id);
+      auto c = q->claim({.queues = {"default"}, .limit = 1, .worker_id = "w"});
+      REQUIRE(c);
+      REQUIRE(c.value().size() == 1);
+      CHECK(c.value()[0].task.id == ids[0]);
+    }
+    // Back to version 2 as a release with two steps left it: the listing index covered every row.
+    Conn c;
+    c.exec(("DROP INDEX " + s.name + ".midas_tasks_list; CREATE INDEX midas_tasks_list ON " +
+            s.name + ".midas_tasks (queue, status, id DESC); DELETE FROM " + s.name +
+            ".midas_schema_version WHERE version = 3")
+               .c_str());
+    auto q = open(s);
+    PGresult* r = PQexec(c.c, ("SELECT max(version), pg_get_indexdef('" + s.name +
+                               ".midas_tasks_list'::regclass) LIKE '%WHERE%' FROM " + s.name +
+                               ".midas_schema_version")
+                                  .c_str());
+    REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+    CHECK(std::string{PQgetvalue(r, 0, 0)} == "3");
+    CHECK(std::string{PQgetvalue(r, 0, 1)} == "t");  // the rebuilt index is partial
+    PQclear(r);
+    const auto ids_of = [](const std::vector<midas::Task>& tasks) {
+      std::vector<midas::TaskId> out;
+      for (const auto& t : tasks) out.push_back(t.id);
+      return out;
+    };
+    using V = std::vector<midas::TaskId>;
+    CHECK(ids_of(q->list({.status = midas::TaskStatus::pending}).value()) == V{ids[2], ids[1]});
+    CHECK(ids_of(q->list({.status = midas::TaskStatus::running}).value()) == V{ids[0]});
+    CHECK(ids_of(q->list({.queue = "default"}).value()) == V{ids[2], ids[1], ids[0]});
+    auto st = q->stats("default");
+    REQUIRE(st);
+    REQUIRE(st.value().queues.size() == 1);
+    CHECK(st.value().queues[0].pending == 2);
+    CHECK(st.value().queues[0].running == 1);
   }
 
   TEST_CASE("a server that is not there gives backend_unavailable and a log line that says why" *
