@@ -123,6 +123,67 @@ TEST_SUITE("postgres") {
     CHECK(stats.value().queues[0].pending == 50);
   }
 
+  TEST_CASE("claims keep priority order whether the queue has a backlog or only a few due tasks" *
+            doctest::skip(no_postgres())) {
+    // claim() scans the claim index in order while the queue has a backlog and visits only due
+    // tasks, priority by priority, after a slow claim came up short (slow_claim = 0: after any
+    // short claim): both must give the same order and never hand out a task scheduled later.
+    Schema s;
+    auto q = open(s, {.slow_claim = midas::Duration{0}});
+    const auto now =
+        std::chrono::time_point_cast<midas::Duration>(std::chrono::system_clock::now());
+    std::vector<midas::TaskSpec> later;
+    for (int i = 0; i < 300; ++i) {
+      midas::TaskSpec t = spec("later");
+      t.priority = i % 3;
+      t.run_at = now + std::chrono::hours{1};
+      later.push_back(std::move(t));
+    }
+    REQUIRE(q->enqueue_batch(later));
+    const auto add_due = [&](int n, int first) {
+      for (int i = 0; i < n; ++i) {
+        midas::TaskSpec t = spec("due");
+        t.priority = (first + i) % 3;
+        t.run_at = now - std::chrono::seconds{100 - (first + i) % 7};
+        REQUIRE(q->enqueue(t));
+      }
+    };
+    const auto claim_all = [&](std::size_t limit) {
+      std::vector<midas::Task> got;
+      for (;;) {
+        auto c = q->claim({.queues = {"default"}, .limit = limit, .worker_id = "w"});
+        REQUIRE(c);
+        for (auto& t : c.value()) got.push_back(t.task);
+        if (c.value().size() < limit) return got;
+      }
+    };
+    const auto in_claim_order = [](const std::vector<midas::Task>& tasks) {
+      for (std::size_t i = 1; i < tasks.size(); ++i) {
+        const auto& a = tasks[i - 1];
+        const auto& b = tasks[i];
+        if (std::tuple{a.priority, a.run_at, std::stoll(a.id)} >
+            std::tuple{b.priority, b.run_at, std::stoll(b.id)}) {
+          return false;
+        }
+      }
+      return true;
+    };
+    add_due(30, 0);
+    const auto first = claim_all(4);  // full claims, then a short one
+    CHECK(first.size() == 30);
+    CHECK(in_claim_order(first));
+    add_due(10, 5);
+    const auto second = claim_all(4);  // starts after a short claim
+    CHECK(second.size() == 10);
+    CHECK(in_claim_order(second));
+    for (const auto& t : first) CHECK(t.type == "due");
+    for (const auto& t : second) CHECK(t.type == "due");
+    auto st = q->stats("default");
+    REQUIRE(st);
+    CHECK(st.value().queues[0].pending == 300);
+    CHECK(st.value().queues[0].running == 40);
+  }
+
   TEST_CASE("a COPY batch the server rejects stores nothing and leaves the queue usable" *
             doctest::skip(no_postgres())) {
     Schema s;
