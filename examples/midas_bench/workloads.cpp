@@ -352,6 +352,18 @@ Result latency_workload(Queue& q, const Options& o, const std::string& queue, co
   const std::size_t n = o.latency_tasks;
   r.fields["tasks"] = n;
   r.fields["rate_per_s"] = o.latency_rate;
+  r.fields["scheduled"] = o.latency_scheduled;
+  if (o.latency_scheduled > 0) {
+    auto later = make_specs(queue, latency_type, o.latency_scheduled, 0);
+    const TimePoint run_at = q.clock().now() + std::chrono::hours{24};
+    for (auto& s : later) {
+      s.params = json{{"i", -2}, {"t", 0}};
+      s.run_at = run_at;
+    }
+    if (auto e = enqueue_batches(q, later, o.batch_size); !e) {
+      return failed(r, problem("enqueue_batch", e.error()));
+    }
+  }
   std::vector<std::atomic<std::int64_t>> latency_ns(n);
   for (auto& l : latency_ns) l = -1;
   std::atomic<std::size_t> seen{0};
@@ -669,9 +681,15 @@ std::string cleanup(Queue& q, const std::string& queue, const LogSink& log) {
     left.limit = 1000;
     for (TaskStatus st : {TaskStatus::pending, TaskStatus::retrying}) {
       left.status = st;
-      auto page = q.list(left);
-      if (!page) return problem("list", page.error());
-      for (const auto& t : page.value()) (void)q.cancel(t.id);
+      for (;;) {  // page by page, until a page is empty or nothing on it could be cancelled
+        auto page = q.list(left);
+        if (!page) return problem("list", page.error());
+        std::size_t cancelled = 0;
+        for (const auto& t : page.value()) {
+          if (q.cancel(t.id)) ++cancelled;
+        }
+        if (cancelled == 0) break;
+      }
     }
   }
   // Queue::prune has no queue filter: prune only when no other queue would lose finished tasks.

@@ -20,6 +20,9 @@ struct Options {
   std::size_t batch_size = 1000;
   std::size_t latency_tasks = 500;
   double latency_rate = 100.0;  ///< Enqueues per second in the latency workload.
+  /// Tasks scheduled a day ahead in the latency workload's queue before it starts: what a
+  /// claim must pass over to find the due ones.
+  std::size_t latency_scheduled = 0;
   std::size_t crash_tasks = 2000;
   int crash_task_ms = 50;
   Duration crash_kill_after{std::chrono::seconds{1}};

@@ -1255,14 +1255,14 @@ CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
   // due than asked for it also walks every task scheduled for later (7-9 ms with 100000 of
   // them). claim_sparse_ visits only due tasks but takes 0.4 ms longer to plan on every call,
   // so it is used only where short plain claims were slow (PostgresOptions::slow_claim): until
-  // a claim comes back full (a backlog) or, after 30 s, a plain claim is tried again to see
+  // a claim comes back full (a backlog) or, after 10 s, a plain claim is tried again to see
   // whether the walk is gone.
   struct ClaimMode {
     bool sparse = false;
     int slow_short = 0;  // plain claims in a row that came up short and slow
     std::chrono::steady_clock::time_point since{};
   };
-  static constexpr std::chrono::seconds sparse_recheck{30};
+  static constexpr std::chrono::seconds sparse_recheck{10};
 
   bool use_sparse_claim(const std::string& queue) {
     std::lock_guard lock{claim_modes_mutex_};
@@ -1270,8 +1270,8 @@ CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
     if (it == claim_modes_.end() || !it->second.sparse) return false;
     return std::chrono::steady_clock::now() - it->second.since < sparse_recheck;
   }
-  // Two slow short claims in a row, not one: a connection's first claim is slow anyway (it
-  // prepares the statement).
+  // Three slow short claims in a row, not one: a connection's first claim is slow anyway (it
+  // prepares the statement), and on a busy host any claim can be.
   void claimed_from(const std::string& queue, bool sparse, bool came_up_short,
                     std::chrono::steady_clock::duration took) {
     const Duration slow = pool_.settings().options.slow_claim;
@@ -1281,7 +1281,7 @@ CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
       mode = ClaimMode{};
     } else if (!sparse) {
       mode.slow_short = took > slow ? mode.slow_short + 1 : 0;
-      mode.sparse = mode.slow_short >= (slow.count() == 0 ? 1 : 2);
+      mode.sparse = mode.slow_short >= (slow.count() == 0 ? 1 : 3);
       if (mode.sparse) mode.slow_short = 0;
       mode.since = std::chrono::steady_clock::now();
     }

@@ -87,6 +87,13 @@ case "$what" in
     expect_workload latency '.started == 100 and .p99_ms >= .p50_ms'
     expect_workload crash '.tasks == 400 and .completed == 400 and .lost == 0 and .finished_twice == 0 and .in_flight_at_kill >= 1 and .ran_twice >= 1 and (.recovery_s | type == "number") and (.all_done_after_kill_s | type == "number")'
     echo "crash: $(jq -c 'select(.workload == "crash") | {in_flight_at_kill, ran_twice, recovery_s, all_done_after_kill_s}' <"$out")"
+
+    # Tasks scheduled for later stay out of the latency figures and are cleaned up (more than
+    # one page of 1000), so the queue is left empty.
+    run "$bench" --url "$url" --workload latency --latency-tasks 50 --latency-rate 500 \
+      --latency-scheduled 1500 --json
+    expect_rc 0 "latency with tasks scheduled for later on $what"
+    expect_workload latency '.scheduled == 1500 and .started == 50 and .tasks == 50 and .queue_left_empty == true'
     ;;
   *)
     echo "unknown case $what"
