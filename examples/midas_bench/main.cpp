@@ -67,8 +67,9 @@ int main(int argc, char** argv) {
   app.add_option("--latency-rate", o.latency_rate, "Enqueues per second (default 100)")
       ->check(CLI::Range(0.1, 100000.0));
   app.add_option("--latency-scheduled", o.latency_scheduled,
-                 "Tasks scheduled a day ahead in the latency queue first (default 0)")
-      ->check(CLI::Range(std::size_t{0}, std::size_t{10'000'000}));
+                 "Tasks scheduled a day ahead in the latency queue first (default 0; "
+                 "the cleanup cancels them one by one)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{200'000}));
   app.add_option("--crash-tasks", o.crash_tasks, "Tasks of the crash workload (default 2000)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
   app.add_option("--crash-task-ms", o.crash_task_ms, "Each crash task's run time (default 50)")

@@ -38,9 +38,9 @@ struct PostgresOptions {
   /// Three claims in a row that find fewer due tasks than they asked for, and take longer than
   /// this, switch their queue to a claim that visits only the due tasks, priority by priority:
   /// the plain claim also walks the tasks scheduled for later (4-9 ms a claim with 100000 of
-  /// them, against 0.3 ms; the other claim takes 0.5-0.6 ms either way). The switch holds until
-  /// a claim comes back full (a backlog) or for 10 s, when the plain claim is tried again.
-  /// Zero: switch after every short claim.
+  /// them, against 0.3-0.5 ms; the other claim takes 0.5-0.8 ms either way, mostly planning).
+  /// The switch holds until a claim comes back full (a backlog) or for 10 s, when the plain
+  /// claim is tried again. Zero: switch after every short claim.
   Duration slow_claim{std::chrono::milliseconds{2}};
   bool migrate = true;  ///< Apply pending migrations at connect (under an advisory lock).
   LogSink log = log_to_stderr;

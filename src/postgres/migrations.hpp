@@ -85,10 +85,13 @@ CREATE TRIGGER midas_tasks_notify AFTER UPDATE OF status ON @S.midas_tasks
 -- index, which also serves their counts; a listing of them by id uses the primary key or the
 -- claim index. Running and finished tasks stay in the listing index, as before. Updates are not
 -- affected: a status change already wrote a new entry into every index whose predicate matched.
--- On a big table this holds a write lock while the index is built.
-DROP INDEX @S.midas_tasks_list;
-CREATE INDEX midas_tasks_list ON @S.midas_tasks (queue, status, id DESC)
+-- The new index is built before the old one goes: the build blocks writes to the table (not
+-- reads; on a big table, build it first by hand with CREATE INDEX CONCURRENTLY under the name
+-- midas_tasks_list_v3 to avoid even that), the swap at the end is brief.
+CREATE INDEX IF NOT EXISTS midas_tasks_list_v3 ON @S.midas_tasks (queue, status, id DESC)
   WHERE status NOT IN ('pending', 'retrying');
+DROP INDEX @S.midas_tasks_list;
+ALTER INDEX @S.midas_tasks_list_v3 RENAME TO midas_tasks_list;
 )sql"},
 }};
 

@@ -462,7 +462,7 @@ result<std::vector<Enqueued>> copy_enqueue(PGconn* pg, const std::string& ids_sq
   PgResultPtr ids;
   PgResultPtr reply = sent ? await_reply(pg, io.reply_timeout, timed_out, &ids) : PgResultPtr{};
   std::vector<Enqueued> out;
-  const bool copying = sent && reply && PQresultStatus(reply.get()) == PGRES_COPY_IN;
+  const bool copying = sent && !timed_out && reply && PQresultStatus(reply.get()) == PGRES_COPY_IN;
   if (copying) {
     bool ids_ok = ids && PQntuples(ids.get()) == static_cast<int>(specs.size());
     out.reserve(specs.size());
@@ -481,8 +481,13 @@ result<std::vector<Enqueued>> copy_enqueue(PGconn* pg, const std::string& ids_sq
       if (io.log) io.log(LogLevel::warning, "postgres: COPY: the ids did not arrive");
       return errc::protocol_error;
     }
-    sent = PQputCopyData(pg, data.data(), static_cast<int>(data.size())) == 1 &&
-           PQputCopyEnd(pg, nullptr) == 1;
+    // In pieces: one CopyData message may not pass 1 GB, nor an int.
+    constexpr std::size_t piece = std::size_t{1} << 20;
+    for (std::size_t at = 0; sent && at < data.size(); at += piece) {
+      const std::size_t n = std::min(piece, data.size() - at);
+      sent = PQputCopyData(pg, data.data() + at, static_cast<int>(n)) == 1;
+    }
+    sent = sent && PQputCopyEnd(pg, nullptr) == 1;
     reply = await_reply(pg, io.reply_timeout, timed_out);
   }
   if (sent && reply && PQresultStatus(reply.get()) == PGRES_COMMAND_OK && !timed_out) return out;
@@ -724,8 +729,8 @@ FROM (SELECT pg_get_serial_sequence('@S.midas_tasks', 'id')::regclass AS seq OFF
     // Scanned in claim-index order (queue, priority, run_at, id): the due tasks of the first
     // priority come first, so a queue with a backlog fills the limit at once. When fewer tasks
     // are due than asked for, though, the scan goes on through every task scheduled for later
-    // (run_at <= now only filters, with no condition on priority before it): 5.7 ms a claim
-    // with 100000 of them, against 0.3 ms. claim_sparse_ serves that case.
+    // (run_at <= now only filters, with no condition on priority before it): 4-9 ms a claim
+    // with 100000 of them, against 0.3-0.5 ms. claim_sparse_ serves that case.
     claim_ = P(2, R"sql(
 WITH due AS (
   SELECT id FROM @S.midas_tasks
@@ -738,10 +743,13 @@ UPDATE @S.midas_tasks t SET status = 'running', attempt = t.attempt + 1, lease_o
 FROM due WHERE t.id = due.id
 RETURNING )sql" + cols);
     // The same claim for a queue with many tasks scheduled for later (see ClaimMode): it visits
-    // the distinct priorities of the waiting tasks (one index probe each) and, within each,
-    // only the due tasks (run_at <= now bounds the scan once priority is fixed), then locks the
-    // first $3 of them in claim order. 0.8 ms a claim against 7-9 ms with 100000 tasks
-    // scheduled for later; 0.8 ms against 0.4 ms without them (most of it planning).
+    // the distinct priorities of the waiting tasks in ascending order (one index probe each) and,
+    // within each, only the due tasks (run_at <= now bounds the scan once priority is fixed),
+    // locking them as it goes, past rows other claimers hold, until it has $3. The nested loop
+    // yields (priority, run_at, id) order and stops at the limit, so no other row is locked; the
+    // lock re-checks every condition, due included, on the row's latest version. 0.5-0.8 ms a
+    // claim against 4-9 ms with 100000 tasks scheduled for later; against 0.3-0.5 ms without
+    // them (it takes longer to plan), which is why claim_ stays the default.
     claim_sparse_ = P(14, R"sql(
 WITH RECURSIVE prios AS (
   (SELECT priority FROM @S.midas_tasks
@@ -752,19 +760,14 @@ WITH RECURSIVE prios AS (
           ORDER BY w.priority LIMIT 1)
   FROM prios p WHERE p.priority IS NOT NULL
 ),
-candidates AS (
-  SELECT c.id, p.priority, c.run_at FROM prios p CROSS JOIN LATERAL (
-    SELECT w.id, w.run_at FROM @S.midas_tasks w
+due AS (
+  SELECT c.id FROM prios p CROSS JOIN LATERAL (
+    SELECT w.id FROM @S.midas_tasks w
     WHERE w.queue = $1 AND w.status IN ('pending', 'retrying') AND w.priority = p.priority
       AND w.run_at <= )sql" MIDAS_TS("$2") R"sql(
-    ORDER BY w.run_at, w.id LIMIT $3) c
+    ORDER BY w.run_at, w.id LIMIT $3 FOR UPDATE SKIP LOCKED) c
   WHERE p.priority IS NOT NULL
-  ORDER BY p.priority, c.run_at, c.id LIMIT $3
-),
-due AS (
-  SELECT w.id FROM @S.midas_tasks w JOIN candidates c ON w.id = c.id
-  WHERE w.status IN ('pending', 'retrying')
-  FOR UPDATE OF w SKIP LOCKED
+  LIMIT $3
 )
 UPDATE @S.midas_tasks t SET status = 'running', attempt = t.attempt + 1, lease_owner = $4,
   lease_token = $5 || t.id::text, lease_expires_at = )sql" MIDAS_TS("$6") R"sql(,
@@ -814,6 +817,16 @@ ORDER BY t.lease_expires_at LIMIT $3)sql");
 WHERE ($1::text IS NULL OR t.queue = $1) AND ($2::text IS NULL OR t.status = $2)
   AND ($3::text IS NULL OR t.type = $3)
 ORDER BY t.id DESC LIMIT $4 OFFSET $5)sql");
+    // A queue's tasks of every status: waiting ones through the claim index, the others through
+    // the listing index (neither partial index holds them all), newest first.
+    const std::string newest_of_queue = R"sql(
+  (SELECT t.* FROM @S.midas_tasks t WHERE t.queue = $1 AND ($3::text IS NULL OR t.type = $3)
+     AND t.status IN ('pending', 'retrying') ORDER BY t.id DESC LIMIT $4::bigint + $5::bigint)
+  UNION ALL
+  (SELECT t.* FROM @S.midas_tasks t WHERE t.queue = $1 AND ($3::text IS NULL OR t.type = $3)
+     AND t.status NOT IN ('pending', 'retrying') ORDER BY t.id DESC LIMIT $4::bigint + $5::bigint))sql";
+    list_queue_ = S("SELECT " + cols + " FROM (" + newest_of_queue +
+                    ") t WHERE $2::text IS NULL ORDER BY t.id DESC LIMIT $4 OFFSET $5");
     cancel_ = P(10, R"sql(
 UPDATE @S.midas_tasks SET status = 'cancelled', finished_at = )sql" MIDAS_TS("$2") R"sql(,
   updated_at = )sql" MIDAS_TS("$2") R"sql(
@@ -835,6 +848,19 @@ SELECT queue, status, count(*)::bigint,
   max(CASE WHEN status IN ('pending', 'retrying') AND run_at <= )sql" MIDAS_TS("$1") R"sql(
       THEN (extract(epoch from )sql" MIDAS_TS("$1") R"sql( - run_at) * 1000)::bigint END)
 FROM @S.midas_tasks WHERE ($2::text IS NULL OR queue = $2)
+GROUP BY queue, status ORDER BY queue)sql");
+    // One queue: its waiting tasks through the claim index, the others through the listing one.
+    stats_queue_ = S(R"sql(
+SELECT queue, status, count(*)::bigint,
+  max(CASE WHEN status IN ('pending', 'retrying') AND run_at <= )sql" MIDAS_TS("$1") R"sql(
+      THEN (extract(epoch from )sql" MIDAS_TS("$1") R"sql( - run_at) * 1000)::bigint END)
+FROM (
+  SELECT queue, status, run_at FROM @S.midas_tasks
+  WHERE queue = $2 AND status IN ('pending', 'retrying')
+  UNION ALL
+  SELECT queue, status, NULL FROM @S.midas_tasks
+  WHERE queue = $2 AND status NOT IN ('pending', 'retrying')
+) t
 GROUP BY queue, status ORDER BY queue)sql");
   }
 
@@ -1045,7 +1071,8 @@ GROUP BY queue, status ORDER BY queue)sql");
     p.add(filter.type);
     p.add(static_cast<std::int64_t>(std::min<std::size_t>(filter.limit, 1'000'000)));
     p.add(static_cast<std::int64_t>(std::min<std::size_t>(filter.offset, 1'000'000'000)));
-    MIDAS_TRY(r, exec(conn.get(), list_, p, false, io()));
+    const bool whole_queue = filter.queue && !filter.status;
+    MIDAS_TRY(r, exec(conn.get(), whole_queue ? list_queue_ : list_, p, false, io()));
     std::vector<Task> out;
     for (int row = 0; row < PQntuples(r.get()); ++row) {
       MIDAS_TRY(task, task_from_row(r.get(), row));
@@ -1075,7 +1102,7 @@ GROUP BY queue, status ORDER BY queue)sql");
     MIDAS_TRY(conn, pool_.acquire());
     Params p;
     p.add(clock_.now()).add(queue);
-    MIDAS_TRY(r, exec(conn.get(), stats_, p, false, io()));
+    MIDAS_TRY(r, exec(conn.get(), queue ? stats_queue_ : stats_, p, false, io()));
     Stats out;
     for (int row = 0; row < PQntuples(r.get()); ++row) {
       std::string name = PQgetvalue(r.get(), row, 0);
@@ -1183,10 +1210,11 @@ CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
       if (m.version <= current) continue;
       Params p;
       p.add(m.version).add(std::string{m.description});
-      MIDAS_TRYV(exec(conn, "BEGIN", Params{}, false, io()));
-      // A migration is several statements, each allowed the statement timeout by the server.
+      // A migration may build an index over a big table: the server's statement timeout is off
+      // for it (SET LOCAL: this transaction only), and its reply may take up to an hour.
+      MIDAS_TRYV(exec(conn, "BEGIN; SET LOCAL statement_timeout = 0", Params{}, false, io()));
       Io slow = io();
-      slow.reply_timeout *= 4;
+      slow.reply_timeout = std::max(slow.reply_timeout, Duration{std::chrono::hours{1}});
       auto step = exec(conn, S(m.sql), Params{}, false, slow);
       if (step) {
         step = exec(conn,
@@ -1252,8 +1280,8 @@ CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
 
   // Which claim statement a queue gets. claim_ scans the claim index in order: right for a
   // queue with a backlog, and for one with few waiting tasks (0.4 ms), but when fewer tasks are
-  // due than asked for it also walks every task scheduled for later (7-9 ms with 100000 of
-  // them). claim_sparse_ visits only due tasks but takes 0.4 ms longer to plan on every call,
+  // due than asked for it also walks every task scheduled for later (4-9 ms with 100000 of
+  // them). claim_sparse_ visits only due tasks but takes longer to plan on every call,
   // so it is used only where short plain claims were slow (PostgresOptions::slow_claim): until
   // a claim comes back full (a backlog) or, after 10 s, a plain claim is tried again to see
   // whether the walk is gone.
@@ -1275,15 +1303,26 @@ CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
   void claimed_from(const std::string& queue, bool sparse, bool came_up_short,
                     std::chrono::steady_clock::duration took) {
     const Duration slow = pool_.settings().options.slow_claim;
-    std::lock_guard lock{claim_modes_mutex_};
-    ClaimMode& mode = claim_modes_[queue];
-    if (!came_up_short) {
-      mode = ClaimMode{};
-    } else if (!sparse) {
-      mode.slow_short = took > slow ? mode.slow_short + 1 : 0;
-      mode.sparse = mode.slow_short >= (slow.count() == 0 ? 1 : 3);
-      if (mode.sparse) mode.slow_short = 0;
-      mode.since = std::chrono::steady_clock::now();
+    bool switched = false;
+    {
+      std::lock_guard lock{claim_modes_mutex_};
+      ClaimMode& mode = claim_modes_[queue];
+      if (!came_up_short) {
+        mode = ClaimMode{};
+      } else if (!sparse) {
+        mode.slow_short = took > slow ? mode.slow_short + 1 : 0;
+        switched = mode.slow_short >= (slow.count() == 0 ? 1 : 3);
+        mode.sparse = switched;
+        if (switched) mode.slow_short = 0;
+        mode.since = std::chrono::steady_clock::now();
+      }
+    }
+    if (switched && log()) {
+      log()(LogLevel::debug, "postgres: queue " + queue +
+                                 ": claims visit only due tasks for a while (short claims took "
+                                 "over " +
+                                 std::to_string(slow.count()) +
+                                 " ms: many tasks scheduled for later?)");
     }
   }
 
@@ -1295,7 +1334,7 @@ CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
   std::vector<std::string> warnings_;
   Statement enqueue_, claim_, claim_sparse_, heartbeat_, settle_, settle_batch_, rescue_,
       checkpoint_, expired_, get_, cancel_, requeue_, status_, prune_;
-  std::string next_ids_, copy_, list_, stats_;  // one query string (COPY); rare
+  std::string next_ids_, copy_, list_, list_queue_, stats_, stats_queue_;  // COPY; rare
 
   std::mutex claim_modes_mutex_;
   std::map<std::string, ClaimMode, std::less<>> claim_modes_;
