@@ -3,6 +3,7 @@
 // enqueue, concurrent migrations, LISTEN/NOTIFY wake-ups, errors that say what is wrong.
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
+#include <signal.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -288,20 +289,40 @@ TEST_SUITE("postgres") {
   TEST_CASE("an enqueue wakes a waiter on the same queue object without the server's NOTIFY" *
             doctest::skip(no_postgres())) {
     Schema s;
-    auto q = open(s);
+    // An application name of its own, to find this queue object's LISTEN connection.
+    const std::string app = s.name + "_waiter";
+    const std::string url = pg_url() + (pg_url().find('?') == std::string::npos ? "?" : "&") +
+                            "application_name=" + app;
+    auto connected = midas::connect_postgres(url, {.schema = s.name, .log = {}});
+    REQUIRE(connected);
+    auto q = std::move(connected).value();
     auto other = open(s);  // another process, as far as wake-ups go
-    Conn raw;
-    raw.exec(("DROP TRIGGER midas_tasks_notify_insert ON " + s.name + ".midas_tasks").c_str());
     const std::vector<std::string> queues{"default"};
     // The first wait opens the LISTEN connection and reports a (re)connection at once.
     REQUIRE(q->wait_for_tasks(queues, std::chrono::milliseconds{10}));
     REQUIRE(other->wait_for_tasks(queues, std::chrono::milliseconds{10}));
-    std::atomic<bool> other_woke{true};
+    // Enqueues send their NOTIFY themselves now: to keep it from reaching q, q's LISTEN backend
+    // is stopped (SIGSTOP; the test's services run on this host) until the case ends.
+    Conn raw;
+    PGresult* found = PQexec(raw.c, ("SELECT pid FROM pg_stat_activity WHERE application_name = '" +
+                                     app + "' AND query LIKE 'LISTEN%'")
+                                        .c_str());
+    REQUIRE(PQresultStatus(found) == PGRES_TUPLES_OK);
+    REQUIRE(PQntuples(found) == 1);
+    const pid_t listener = static_cast<pid_t>(std::stol(PQgetvalue(found, 0, 0)));
+    PQclear(found);
+    INFO("SIGSTOP to the server's backend " << listener << " (needs the server on this host)");
+    REQUIRE(::kill(listener, SIGSTOP) == 0);
+    struct Resume {
+      pid_t pid;
+      ~Resume() { ::kill(pid, SIGCONT); }
+    } resume{listener};
+    std::atomic<bool> other_woke{false};
     std::atomic<bool> done{false};
     std::atomic<int> enqueued{0};
     std::thread elsewhere([&] {
       auto r = other->wait_for_tasks(queues, std::chrono::milliseconds{1500});
-      other_woke = !r || r.value();
+      other_woke = r && r.value();
     });
     // Enqueues every 200 ms until the waiter wakes, in case its wait began after an enqueue.
     std::thread producer([&] {
@@ -320,7 +341,7 @@ TEST_SUITE("postgres") {
     CHECK(woke.value());
     CHECK(enqueued.load() >= 1);
     CHECK(waited < std::chrono::seconds{5});
-    CHECK_FALSE(other_woke.load());  // without the trigger, no NOTIFY reached the other object
+    CHECK(other_woke.load());  // the NOTIFY reached the other object
   }
 
   TEST_CASE("statements prepared on a connection are prepared again on its replacement" *
@@ -482,11 +503,11 @@ TEST_SUITE("postgres") {
                  .c_str());
     REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
     CHECK(std::string{PQgetvalue(r, 0, 0)} == PQgetvalue(r, 0, 1));  // no version twice
-    CHECK(std::string{PQgetvalue(r, 0, 0)} == "3");  // src/postgres/migrations.hpp has three steps
+    CHECK(std::string{PQgetvalue(r, 0, 0)} == "4");  // src/postgres/migrations.hpp has four steps
     PQclear(r);
   }
 
-  TEST_CASE("a schema at version 2 is migrated to 3 with its tasks, which list as before" *
+  TEST_CASE("a schema at version 2 is migrated to 4 with its tasks, which list and wake as before" *
             doctest::skip(no_postgres())) {
     Schema s;
     std::vector<midas::TaskId> ids;
@@ -498,28 +519,60 @@ TEST_SUITE("postgres") {
       REQUIRE(c.value().size() == 1);
       CHECK(c.value()[0].task.id == ids[0]);
     }
-    // Back to version 2 as a release with two steps left it: the listing index covered every row.
+    // Back to version 2 as a release with two steps left it: the listing index covered every
+    // row, and a statement trigger notified inserted rows' queues.
     Conn c;
-    c.exec(("DROP INDEX " + s.name + ".midas_tasks_list; CREATE INDEX midas_tasks_list ON " +
-            s.name + ".midas_tasks (queue, status, id DESC); DELETE FROM " + s.name +
-            ".midas_schema_version WHERE version = 3")
+    const std::string& n = s.name;
+    c.exec(("DROP INDEX " + n + ".midas_tasks_list; CREATE INDEX midas_tasks_list ON " + n +
+            ".midas_tasks (queue, status, id DESC); CREATE FUNCTION " + n +
+            ".midas_notify_inserted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM "
+            "pg_notify('midas:' || TG_TABLE_SCHEMA, q.queue) FROM (SELECT DISTINCT queue FROM "
+            "inserted) q; RETURN NULL; END $$; CREATE TRIGGER midas_tasks_notify_insert AFTER "
+            "INSERT ON " +
+            n +
+            ".midas_tasks REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION " +
+            n + ".midas_notify_inserted(); DELETE FROM " + n +
+            ".midas_schema_version WHERE version > 2")
                .c_str());
     auto q = open(s);
-    PGresult* r = PQexec(c.c, ("SELECT max(version), pg_get_indexdef('" + s.name +
-                               ".midas_tasks_list'::regclass) LIKE '%WHERE%' FROM " + s.name +
-                               ".midas_schema_version")
-                                  .c_str());
+    PGresult* r = PQexec(
+        c.c,
+        ("SELECT max(version), pg_get_indexdef('" + n +
+         ".midas_tasks_list'::regclass) LIKE '%WHERE%', (SELECT count(*) FROM pg_trigger "
+         "WHERE tgrelid = '" +
+         n + ".midas_tasks'::regclass AND NOT tgisinternal) FROM " + n + ".midas_schema_version")
+            .c_str());
     REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
-    CHECK(std::string{PQgetvalue(r, 0, 0)} == "3");
+    CHECK(std::string{PQgetvalue(r, 0, 0)} == "4");
     CHECK(std::string{PQgetvalue(r, 0, 1)} == "t");  // the rebuilt index is partial
+    CHECK(std::string{PQgetvalue(r, 0, 2)} == "1");  // only the update trigger is left
     PQclear(r);
+    // An enqueue from another queue object (no in-process wake-up) still wakes a waiter.
+    auto producer = open(s);
+    const std::vector<std::string> wake{"wake"};
+    REQUIRE(q->wait_for_tasks(wake, std::chrono::milliseconds{10}));  // opens LISTEN, at once
+    std::thread later_enqueue([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds{200});
+      midas::TaskSpec w = spec();
+      w.queue = "wake";
+      CHECK(producer->enqueue(w));
+    });
+    const auto start = std::chrono::steady_clock::now();
+    auto woke = q->wait_for_tasks(wake, std::chrono::seconds{10});
+    const auto waited = std::chrono::steady_clock::now() - start;
+    later_enqueue.join();
+    REQUIRE(woke);
+    CHECK(woke.value());
+    CHECK(waited >= std::chrono::milliseconds{150});  // woken by the enqueue, not at once
+    CHECK(waited < std::chrono::seconds{5});          // the NOTIFY, not the 10 s timeout
     const auto ids_of = [](const std::vector<midas::Task>& tasks) {
       std::vector<midas::TaskId> out;
       for (const auto& t : tasks) out.push_back(t.id);
       return out;
     };
     using V = std::vector<midas::TaskId>;
-    CHECK(ids_of(q->list({.status = midas::TaskStatus::pending}).value()) == V{ids[2], ids[1]});
+    CHECK(ids_of(q->list({.queue = "default", .status = midas::TaskStatus::pending}).value()) ==
+          V{ids[2], ids[1]});
     CHECK(ids_of(q->list({.status = midas::TaskStatus::running}).value()) == V{ids[0]});
     CHECK(ids_of(q->list({.queue = "default"}).value()) == V{ids[2], ids[1], ids[0]});
     auto st = q->stats("default");
