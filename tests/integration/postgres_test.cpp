@@ -81,7 +81,7 @@ TEST_SUITE("postgres") {
     std::vector<midas::TaskSpec> specs;
     for (int i = 0; i < 100; ++i) {
       midas::TaskSpec t{.type = "copy.t", .params = {{"i", i}}, .queue = i % 2 ? "odd" : "even"};
-      t.priority = i % 3;
+      t.priority = i % 3 - 1;  // negative too: int4 in binary COPY
       t.max_attempts = 1 + i % 5;
       if (i % 4 == 0) t.run_at = now + std::chrono::hours{1} + midas::Duration{i};
       if (i % 4 == 1) t.delay = std::chrono::minutes{5};
