@@ -95,7 +95,7 @@ ALTER INDEX @S.midas_tasks_list_v3 RENAME TO midas_tasks_list;
 )sql"},
     {4, "enqueues notify workers themselves; the insert trigger is gone", R"sql(
 -- The statement trigger's transition table copied every inserted row into a tuplestore and scanned
--- it again for the queue names: 6-7 % of a 1000-task batch enqueue's server time. midas's own
+-- it again for the queue names: about 7 % of a 1000-task batch enqueue's server time. midas's own
 -- enqueue statements now notify the queues they filled (NOTIFY is delivered at commit, so a task
 -- enqueued in a caller's transaction still wakes nobody until it exists). Rows inserted by
 -- other means wake no one; workers find them at their next poll (WorkerOptions::poll_interval).

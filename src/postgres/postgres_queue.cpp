@@ -11,7 +11,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <set>
@@ -743,6 +742,13 @@ FROM (SELECT pg_get_serial_sequence('@S.midas_tasks', 'id')::regclass AS seq OFF
     copy_ =
         S("COPY @S.midas_tasks (id, type, queue, params, status, max_attempts, priority, run_at, "
           "created_at, updated_at) FROM STDIN WITH (FORMAT binary)");
+    // What both claim statements do with the rows their `due` CTE locked: lease them.
+    const std::string lease_due = R"sql(
+UPDATE @S.midas_tasks t SET status = 'running', attempt = t.attempt + 1, lease_owner = $4,
+  lease_token = $5 || t.id::text, lease_expires_at = )sql" MIDAS_TS("$6") R"sql(,
+  updated_at = )sql" MIDAS_TS("$2") R"sql(
+FROM due WHERE t.id = due.id
+RETURNING )sql" + cols;
     // Scanned in claim-index order (queue, priority, run_at, id): the due tasks of the first
     // priority come first, so a queue with a backlog fills the limit at once. When fewer tasks
     // are due than asked for, though, the scan goes on through every task scheduled for later
@@ -754,11 +760,7 @@ WITH due AS (
   WHERE queue = $1 AND status IN ('pending', 'retrying') AND run_at <= )sql" MIDAS_TS("$2") R"sql(
   ORDER BY priority, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED
 )
-UPDATE @S.midas_tasks t SET status = 'running', attempt = t.attempt + 1, lease_owner = $4,
-  lease_token = $5 || t.id::text, lease_expires_at = )sql" MIDAS_TS("$6") R"sql(,
-  updated_at = )sql" MIDAS_TS("$2") R"sql(
-FROM due WHERE t.id = due.id
-RETURNING )sql" + cols);
+)sql" + lease_due);
     // The same claim for a queue with many tasks scheduled for later (see ClaimMode): it visits
     // the distinct priorities of the waiting tasks in ascending order (one index probe each) and,
     // within each, only the due tasks (run_at <= now bounds the scan once priority is fixed),
@@ -786,11 +788,7 @@ due AS (
   WHERE p.priority IS NOT NULL
   LIMIT $3
 )
-UPDATE @S.midas_tasks t SET status = 'running', attempt = t.attempt + 1, lease_owner = $4,
-  lease_token = $5 || t.id::text, lease_expires_at = )sql" MIDAS_TS("$6") R"sql(,
-  updated_at = )sql" MIDAS_TS("$2") R"sql(
-FROM due WHERE t.id = due.id
-RETURNING )sql" + cols);
+)sql" + lease_due);
     heartbeat_ = P(3, R"sql(
 UPDATE @S.midas_tasks t SET lease_expires_at = )sql" MIDAS_TS("$3") ", updated_at = " MIDAS_TS(
                           "$2") R"sql(
@@ -860,18 +858,16 @@ WITH victims AS (
   ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED
 )
 DELETE FROM @S.midas_tasks t USING victims WHERE t.id = victims.id)sql");
-    stats_ = S(R"sql(
+    // Counts per queue and status, and the age of the oldest due task, in ms.
+    const std::string counts = R"sql(
 SELECT queue, status, count(*)::bigint,
   max(CASE WHEN status IN ('pending', 'retrying') AND run_at <= )sql" MIDAS_TS("$1") R"sql(
       THEN (extract(epoch from )sql" MIDAS_TS("$1") R"sql( - run_at) * 1000)::bigint END)
-FROM @S.midas_tasks WHERE ($2::text IS NULL OR queue = $2)
+)sql";
+    stats_ = S(counts + R"sql(FROM @S.midas_tasks WHERE ($2::text IS NULL OR queue = $2)
 GROUP BY queue, status ORDER BY queue)sql");
     // One queue: its waiting tasks through the claim index, the others through the listing one.
-    stats_queue_ = S(R"sql(
-SELECT queue, status, count(*)::bigint,
-  max(CASE WHEN status IN ('pending', 'retrying') AND run_at <= )sql" MIDAS_TS("$1") R"sql(
-      THEN (extract(epoch from )sql" MIDAS_TS("$1") R"sql( - run_at) * 1000)::bigint END)
-FROM (
+    stats_queue_ = S(counts + R"sql(FROM (
   SELECT queue, status, run_at FROM @S.midas_tasks
   WHERE queue = $2 AND status IN ('pending', 'retrying')
   UNION ALL
@@ -943,10 +939,10 @@ GROUP BY queue, status ORDER BY queue)sql");
     for (const auto& queue : request.queues) {
       const TimePoint now = clock_.now();
       const TimePoint deadline = now + request.lease;
-      Params p;
-      p.add(queue).add(now).add(static_cast<std::int64_t>(request.limit - out.size()));
-      p.add(request.worker_id).add(token_prefix).add(deadline);
       const std::size_t asked = request.limit - out.size();
+      Params p;
+      p.add(queue).add(now).add(static_cast<std::int64_t>(asked));
+      p.add(request.worker_id).add(token_prefix).add(deadline);
       const bool sparse = use_sparse_claim(queue);
       const auto started = std::chrono::steady_clock::now();
       MIDAS_TRY(r, exec(conn.conn(), sparse ? claim_sparse_ : claim_, p, false, io()));
@@ -1330,8 +1326,7 @@ CREATE TABLE IF NOT EXISTS @S.midas_schema_version (
         mode.slow_short = took > slow ? mode.slow_short + 1 : 0;
         switched = mode.slow_short >= (slow.count() == 0 ? 1 : 3);
         mode.sparse = switched;
-        if (switched) mode.slow_short = 0;
-        mode.since = std::chrono::steady_clock::now();
+        if (switched) mode = ClaimMode{true, 0, std::chrono::steady_clock::now()};
       }
     }
     if (switched && log()) {
@@ -1374,7 +1369,7 @@ result<bool> PostgresQueue::pump(std::span<const std::string> queues, Duration m
   if (!listener_ || PQstatus(listener_.get()) != CONNECTION_OK) {
     listener_.reset();
     MIDAS_TRY(conn, open_connection(pool_.settings()));
-    MIDAS_TRYV(exec(conn.get(), "LISTEN \"midas:" + schema_ + "\"", Params{}, false, io()));
+    MIDAS_TRYV(exec(conn.get(), "LISTEN " + notify_channel_, Params{}, false, io()));
     listener_ = std::move(conn);
     reconnected = true;
   }
