@@ -81,7 +81,7 @@ struct Worker::Impl {
   Impl(Queue& q, const Registry& r, WorkerOptions o)
       : queue{q}, registry{r}, options{std::move(o)} {
     options.concurrency = std::max(options.concurrency, 1);
-    if (options.prefetch < 0) options.prefetch = options.concurrency;
+    auto_prefetch = static_cast<std::size_t>(options.concurrency);
     if (options.id.empty()) options.id = default_worker_id();
   }
 
@@ -115,10 +115,42 @@ struct Worker::Impl {
   std::thread waker;
   bool running_service = false;
 
+  // Adaptive prefetch (options.prefetch < 0): the handlers' and the claims' durations, as moving
+  // averages in steady-clock nanoseconds (guarded by mutex; 0 until measured), and the prefetch
+  // they give.
+  double handler_ns = 0;
+  double claim_ns = 0;
+  std::size_t auto_prefetch = 0;
+
   // How many claimed tasks may wait for or run a handler at once.
   [[nodiscard]] std::size_t window() const noexcept {
-    return static_cast<std::size_t>(options.concurrency) +
-           static_cast<std::size_t>(options.prefetch);
+    const auto c = static_cast<std::size_t>(options.concurrency);
+    return c + (options.prefetch >= 0 ? static_cast<std::size_t>(options.prefetch) : auto_prefetch);
+  }
+
+  // Adaptive prefetch: enough tasks claimed ahead for the handlers to keep busy through the next
+  // claim's round trip (twice over), so short tasks are claimed in large batches and a backend
+  // round trip is paid once for many of them, while long tasks stay at `concurrency` extra leases
+  // (fair between workers). At most max_auto_prefetch_per_slot per handler thread and
+  // max_auto_prefetch in all, but never fewer than `concurrency`.
+  static constexpr double ewma_weight = 0.125;
+  static constexpr std::size_t max_auto_prefetch_per_slot = 16;
+  static constexpr std::size_t max_auto_prefetch = 256;
+
+  static void blend(double& average, double sample) {
+    average = average == 0 ? sample : average + ewma_weight * (sample - average);
+  }
+
+  // Called with mutex held.
+  void update_prefetch() {
+    if (options.prefetch >= 0 || handler_ns <= 0 || claim_ns <= 0) return;
+    const auto c = static_cast<std::size_t>(options.concurrency);
+    const double during_claim = 2.0 * static_cast<double>(c) * claim_ns / handler_ns;
+    const std::size_t most =
+        std::max(c, std::min(max_auto_prefetch, c * max_auto_prefetch_per_slot));
+    auto_prefetch = during_claim >= static_cast<double>(most)
+                        ? most
+                        : std::max(c, static_cast<std::size_t>(during_claim));
   }
 
   void log(LogLevel level, const std::string& message) const {
@@ -182,11 +214,14 @@ struct Worker::Impl {
           continue;
         }
       }
+      const auto t0 = SteadyClock::now();
       run(*job);
+      const auto took = std::chrono::duration<double, std::nano>(SteadyClock::now() - t0).count();
       {
         std::lock_guard lock{mutex};
         finished.push_back(std::move(job));
         --unfinished;
+        blend(handler_ns, took);
       }
       outcomes_ready.notify_one();
       changed.notify_all();
@@ -455,7 +490,15 @@ struct Worker::Impl {
       }
       if (free_slots > 0) {
         ClaimRequest request{options.queues, free_slots, options.id, options.lease};
+        const auto t0 = SteadyClock::now();
         auto claimed = queue.claim(request);
+        if (claimed && !claimed.value().empty()) {
+          const auto took =
+              std::chrono::duration<double, std::nano>(SteadyClock::now() - t0).count();
+          std::lock_guard lock{mutex};
+          blend(claim_ns, took);
+          update_prefetch();
+        }
         if (!claimed) {
           ++counters.backend_errors;
           backoff = backoff.count() == 0 ? options.backoff_min

@@ -59,6 +59,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}));
   app.add_option("--concurrency", o.concurrency, "Worker slots (default 8)")
       ->check(CLI::Range(1, 1024));
+  app.add_option("--prefetch", o.prefetch,
+                 "Tasks the worker claims ahead of its free slots (default -1: adaptive)")
+      ->check(CLI::Range(-1, 100'000));
   app.add_flag("--json", json, "One JSON object per workload, one per line");
   app.add_option("--batch-size", o.batch_size, "Tasks per batch enqueue (default 1000)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}));

@@ -118,10 +118,12 @@ TypeOptions type_options(const std::string& queue) {
   return t;
 }
 
-WorkerOptions worker_options(const std::string& queue, int concurrency, const LogSink& log) {
+WorkerOptions worker_options(const std::string& queue, int concurrency, const LogSink& log,
+                             int prefetch = -1) {
   WorkerOptions w;
   w.queues = {queue};
   w.concurrency = concurrency;
+  w.prefetch = prefetch;
   w.id = "midas-bench:" + std::to_string(::getpid()) + ":" + queue;
   w.log = log;
   return w;
@@ -204,6 +206,7 @@ Result drain_workload(Queue& q, const Options& o, const std::string& queue, cons
   Result r = start_result("drain", o, queue);
   r.fields["tasks"] = o.tasks;
   r.fields["concurrency"] = o.concurrency;
+  r.fields["prefetch"] = o.prefetch < 0 ? json() : json(o.prefetch);
   if (auto e = enqueue_batches(q, make_specs(queue, noop_type, o.tasks, 0), o.batch_size); !e) {
     return failed(r, problem("enqueue_batch", e.error()));
   }
@@ -219,7 +222,7 @@ Result drain_workload(Queue& q, const Options& o, const std::string& queue, cons
         return success();
       },
       type_options(queue));
-  Worker worker{q, registry, worker_options(queue, o.concurrency, log)};
+  Worker worker{q, registry, worker_options(queue, o.concurrency, log, o.prefetch)};
   const auto t0 = SteadyClock::now();
   worker.start();
   const bool done = wait_until([&] { return worker.stats().succeeded >= o.tasks; }, o.timeout);
@@ -260,6 +263,7 @@ Result retry_workload(Queue& q, const Options& o, const std::string& queue,
   const std::size_t m = std::max<std::size_t>(1, o.tasks / 4);
   r.fields["tasks"] = m;
   r.fields["concurrency"] = o.concurrency;
+  r.fields["prefetch"] = o.prefetch < 0 ? json() : json(o.prefetch);
   if (auto e = enqueue_batches(q, make_specs(queue, flaky_type, m, retry_attempts), o.batch_size);
       !e) {
     return failed(r, problem("enqueue_batch", e.error()));
@@ -277,7 +281,7 @@ Result retry_workload(Queue& q, const Options& o, const std::string& queue,
         return success();
       },
       type_options(queue));
-  Worker worker{q, registry, worker_options(queue, o.concurrency, log)};
+  Worker worker{q, registry, worker_options(queue, o.concurrency, log, o.prefetch)};
   const auto t0 = SteadyClock::now();
   worker.start();
   const bool done = wait_until([&] { return worker.stats().succeeded >= m; }, o.timeout);
@@ -380,7 +384,7 @@ Result latency_workload(Queue& q, const Options& o, const std::string& queue, co
         return success();
       },
       type_options(queue));
-  Worker worker{q, registry, worker_options(queue, o.concurrency, log)};
+  Worker worker{q, registry, worker_options(queue, o.concurrency, log, o.prefetch)};
   worker.start();
   // Warm up with one task, then let the worker go idle.
   TaskSpec warm;

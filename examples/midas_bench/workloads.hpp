@@ -17,6 +17,7 @@ struct Options {
   std::string url;
   std::size_t tasks = 10000;  ///< N for enqueue and drain; retry uses N/4.
   int concurrency = 8;        ///< Worker slots.
+  int prefetch = -1;          ///< WorkerOptions::prefetch; -1: adaptive.
   std::size_t batch_size = 1000;
   std::size_t latency_tasks = 500;
   double latency_rate = 100.0;  ///< Enqueues per second in the latency workload.

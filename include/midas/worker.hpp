@@ -18,9 +18,12 @@ struct WorkerOptions {
   int concurrency = 4;                         ///< Handler threads.
   /// Tasks claimed beyond the idle handler threads, so that the next claim overlaps with the
   /// handlers still running: the worker holds at most `concurrency + prefetch` leases, the
-  /// extra ones queued for the next free thread (heartbeated like the running ones). -1: as many
-  /// as `concurrency`; 0: claim only for idle threads (fairest between workers when tasks are
-  /// long and few).
+  /// extra ones queued for the next free thread (heartbeated like the running ones).
+  /// -1: adaptive. The worker measures its handlers' and its claims' durations and claims ahead
+  /// what its threads get through in two claim round trips: at least `concurrency`, at most
+  /// 16 x `concurrency` and 256 (short tasks are claimed in large batches, long ones are not
+  /// hoarded). 0: claim only for idle threads (fairest between workers when tasks are long and
+  /// few). Any other value: that many, always.
   int prefetch = -1;
   Duration lease{std::chrono::seconds{8}};  ///< Lease length per claim and heartbeat.
   Duration heartbeat_interval{
