@@ -85,13 +85,30 @@ result<Task> parse_task(const redisReply& r, std::string* token) {
   t.created_at = time(parse_int(field("created_at")));
   t.updated_at = time(parse_int(field("updated_at")));
   t.finished_at = maybe_time("finished_at");
-  // A task keeps its last lease's fields after it settles (one write fewer per task); they
-  // mean something only while it runs.
+  // A task keeps its last lease after it settles (one write fewer per task); it means something
+  // only while the task runs. The lease is `lease` = "<deadline> <token> <owner>", or, for a task
+  // leased under the first layout, the fields token, lease_expires_at and lease_owner: while
+  // `token` exists it is the lease (see scripts.hpp).
   const bool running = status && status.value() == TaskStatus::running;
-  if (auto owner = f.get("lease_owner"); owner && running) t.lease_owner = std::string{*owner};
-  if (running) t.lease_expires_at = maybe_time("lease_expires_at");
+  std::string_view lease_token;
+  if (running && f.get("token")) {
+    lease_token = *f.get("token");
+    if (auto owner = f.get("lease_owner")) t.lease_owner = std::string{*owner};
+    t.lease_expires_at = maybe_time("lease_expires_at");
+  } else if (running) {
+    const std::string_view lease = field("lease");
+    const auto a = lease.find(' ');
+    const auto b = a == std::string_view::npos ? a : lease.find(' ', a + 1);
+    if (b == std::string_view::npos) {
+      bad = true;
+    } else {
+      t.lease_expires_at = time(parse_int(lease.substr(0, a)));
+      lease_token = lease.substr(a + 1, b - a - 1);
+      t.lease_owner = std::string{lease.substr(b + 1)};
+    }
+  }
   if (auto cp = f.get("checkpoint")) t.checkpoint = document(*cp);
-  const json history = document(field("history"));
+  const json history = document(f.get("history").value_or("[]"));  // none before a first outcome
   if (!bad) {
     try {
       t.history = history.get<std::vector<AttemptRecord>>();
@@ -99,9 +116,7 @@ result<Task> parse_task(const redisReply& r, std::string* token) {
       bad = true;
     }
   }
-  if (token != nullptr) {
-    *token = running ? std::string{f.get("token").value_or(std::string_view{})} : std::string{};
-  }
+  if (token != nullptr) *token = std::string{lease_token};
   if (bad) return errc::protocol_error;
   return t;
 }

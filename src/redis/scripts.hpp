@@ -91,6 +91,24 @@ local function move_count(from, to)
   redis.call('HINCRBY', K_COUNTS, from, -1)
   redis.call('HINCRBY', K_COUNTS, to, 1)
 end
+-- A running task's lease is one field, lease = '<deadline> <token> <owner>'. Tasks leased under
+-- the first layout (until 2026-11) have the fields token, lease_expires_at and lease_owner
+-- instead; while `token` exists it is the lease (a claim deletes those three), so workers of both
+-- layouts can share a queue while they are upgraded. Given a task's fields lease and token: the
+-- deadline of the lease that `token` holds, or nil; and where the token starts in `lease`.
+local function held(tk, f_lease, f_token, token)
+  if token == '' then return nil end
+  if f_token then
+    if f_token ~= token then return nil end
+    return redis.call('HGET', tk, 'lease_expires_at') or '0'
+  end
+  if not f_lease then return nil end
+  local a = string.find(f_lease, ' ', 1, true)
+  if not a then return nil end
+  local b = string.find(f_lease, ' ', a + 1, true)
+  if not b or string.sub(f_lease, a + 1, b - 1) ~= token then return nil end
+  return string.sub(f_lease, 1, a - 1), a
+end
 -- Frees the task's unique key if the task holds it.
 local function release_unique(tk, seq)
   local key = redis.call('HGET', tk, 'unique_key')
@@ -134,7 +152,7 @@ local function file_waiting_later(seq, priority, run_at)
 end
 local function finish(tk, seq, status)
   redis.call('HSET', tk, 'status', status, 'finished_at', now, 'updated_at', now)
-  redis.call('HDEL', tk, 'token', 'lease_owner', 'lease_expires_at')
+  redis.call('HDEL', tk, 'lease', 'token', 'lease_owner', 'lease_expires_at')
   release_unique(tk, seq)
   redis.call('ZADD', K_FINISHED, now, seq)
 end
@@ -143,7 +161,8 @@ end
 /// The body of each script, after the prelude.
 inline constexpr std::array<std::string_view, script_count> script_body{
     // enqueue: ARGV[3] queue name, ARGV[4] n, then n x (type, params, priority, run_at,
-    // max_attempts, unique_key or ''). Returns n x (seq, duplicate 0/1).
+    // max_attempts, unique_key or ''). Returns n x (seq, duplicate 0/1). No history field until
+    // the first attempt ends: missing means empty.
     R"lua(
 local queue, n = ARGV[3], tonumber(ARGV[4])
 local out, due = {}, 0
@@ -170,7 +189,7 @@ for i = 0, n - 1 do
     local tk = task_key(seq)
     redis.call('HSET', tk, 'seq', seq, 'type', typ, 'queue', queue, 'params', params,
       'status', 'pending', 'attempt', 0, 'max_attempts', max_attempts, 'priority', prio,
-      'run_at', run_at, 'created_at', now, 'updated_at', now, 'history', '[]')
+      'run_at', run_at, 'created_at', now, 'updated_at', now)
     if ukey ~= '' then
       redis.call('HSET', tk, 'unique_key', ukey)
       redis.call('HSET', K_UNIQUE, ukey, seq)
@@ -207,22 +226,23 @@ for i = 1, #popped, 2 do
   local seq = member_seq(popped[i])
   local tk = task_key(seq)
   local h = redis.call('HGETALL', tk)
-  local status, attempt
+  local status, attempt, legacy
   for j = 1, #h, 2 do
     local field = h[j]
     if field == 'status' then
       status = h[j + 1]
-      if attempt then break end
     elseif field == 'attempt' then
       attempt = h[j + 1]
-      if status then break end
+    elseif field == 'token' then
+      legacy = true
     end
   end
   if status == 'pending' or status == 'retrying' then
     count_later(status, -1)
     count_later('running', 1)
-    redis.call('HSET', tk, 'status', 'running', 'attempt', (tonumber(attempt) or 0) + 1, 'token',
-      ARGV[6 + #out], 'lease_owner', worker, 'lease_expires_at', deadline, 'updated_at', now)
+    if legacy then redis.call('HDEL', tk, 'token', 'lease_owner', 'lease_expires_at') end
+    redis.call('HSET', tk, 'status', 'running', 'attempt', (tonumber(attempt) or 0) + 1, 'lease',
+      deadline .. ' ' .. ARGV[6 + #out] .. ' ' .. worker, 'updated_at', now)
     gather(later_zadd, K_RUNNING, deadline, seq)
     out[#out + 1] = h
   end
@@ -239,9 +259,15 @@ local i = 4
 while i < #ARGV do
   local seq, token = ARGV[i], ARGV[i + 1]
   local tk = task_key(seq)
-  local f = redis.call('HMGET', tk, 'status', 'token')
-  if f[1] == 'running' and token ~= '' and f[2] == token then
-    redis.call('HSET', tk, 'lease_expires_at', deadline, 'updated_at', now)
+  local f = redis.call('HMGET', tk, 'status', 'lease', 'token')
+  local until_now, at = nil, nil
+  if f[1] == 'running' then until_now, at = held(tk, f[2], f[3], token) end
+  if until_now then
+    if at then
+      redis.call('HSET', tk, 'lease', deadline .. string.sub(f[2], at), 'updated_at', now)
+    else
+      redis.call('HSET', tk, 'lease_expires_at', deadline, 'updated_at', now)
+    end
     redis.call('ZADD', K_RUNNING, deadline, seq)
   else
     lost[#lost + 1] = (i - 2) / 2
@@ -261,37 +287,42 @@ for i = 4, #ARGV - 5, 6 do
   local seq, token, status, run_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local counts_attempt, record = ARGV[i + 4], ARGV[i + 5]
   local tk = task_key(seq)
-  local f = redis.call('HMGET', tk, 'status', 'token', 'lease_expires_at', 'attempt', 'priority',
-    'history', 'unique_key')
-  if f[1] ~= 'running' or token == '' or f[2] ~= token or
-      (rescuing == '1' and not ((tonumber(f[3]) or 0) < tonumber(now))) then
+  local f = redis.call('HMGET', tk, 'status', 'lease', 'token', 'history', 'unique_key')
+  local deadline = nil
+  if f[1] == 'running' then deadline = held(tk, f[2], f[3], token) end
+  if not deadline or (rescuing == '1' and not ((tonumber(deadline) or 0) < tonumber(now))) then
     out[#out + 1] = 1
   else
-    local history = f[6]
+    local history = f[4]
     if not history or history == '' or history == '[]' then
       history = '[' .. record .. ']'
     else
       history = string.sub(history, 1, -2) .. ',' .. record .. ']'
     end
-    local attempt = tonumber(f[4]) or 0
-    if counts_attempt == '0' and attempt > 0 then attempt = attempt - 1 end
+    -- Written only when it changes (a snooze gives the attempt back).
+    local attempt = {}
+    if counts_attempt == '0' then
+      local a = tonumber(redis.call('HGET', tk, 'attempt')) or 0
+      if a > 0 then attempt = {'attempt', a - 1} end
+    end
     gather(later_zrem, K_RUNNING, seq)
     count_later('running', -1)
     count_later(status, 1)
     if status == 'retrying' then
       redis.call('HSET', tk, 'status', 'retrying', 'run_at', run_at, 'updated_at', now,
-        'history', history, 'attempt', attempt)
-      due = due + file_waiting_later(seq, f[5] or '0', run_at)
+        'history', history, unpack(attempt))
+      local priority = redis.call('HGET', tk, 'priority') or '0'
+      due = due + file_waiting_later(seq, priority, run_at)
     else
       redis.call('HSET', tk, 'status', status, 'finished_at', now, 'updated_at', now,
-        'history', history, 'attempt', attempt)
-      if f[7] and redis.call('HGET', K_UNIQUE, f[7]) == seq then
-        redis.call('HDEL', K_UNIQUE, f[7])
+        'history', history, unpack(attempt))
+      if f[5] and redis.call('HGET', K_UNIQUE, f[5]) == seq then
+        redis.call('HDEL', K_UNIQUE, f[5])
       end
       gather(later_zadd, K_FINISHED, now, seq)
     end
-    -- The lease fields stay behind: only a running task's are read (fencing checks the status
-    -- first, and the reader ignores them otherwise), and the next claim overwrites them.
+    -- The lease field stays behind: only a running task's is read (fencing checks the status
+    -- first, and the reader ignores it otherwise), and the next claim overwrites it.
     out[#out + 1] = 0
   end
 end
@@ -303,8 +334,8 @@ return out
     R"lua(
 local seq, token, progress = ARGV[3], ARGV[4], ARGV[5]
 local tk = task_key(seq)
-local f = redis.call('HMGET', tk, 'status', 'token')
-if f[1] ~= 'running' or token == '' or f[2] ~= token then return 1 end
+local f = redis.call('HMGET', tk, 'status', 'lease', 'token')
+if f[1] ~= 'running' or not held(tk, f[2], f[3], token) then return 1 end
 if progress == '' then
   redis.call('HDEL', tk, 'checkpoint')
 else

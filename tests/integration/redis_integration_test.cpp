@@ -172,6 +172,92 @@ TEST_SUITE("redis integration") {
     CHECK(claimed.value()[0].task.id.rfind("default/", 0) == 0);
   }
 
+  TEST_CASE("tasks leased under the first hash layout are renewed, settled and rescued" *
+            doctest::skip(no_redis())) {
+    // Until 2026-11 a lease was three hash fields (token, lease_owner, lease_expires_at) and every
+    // task had a history field from the start; now it is one field, lease. Tasks a worker of the
+    // first layout leased must go on: this rewrites leased tasks the way that worker stored them.
+    Fixture f{*rt::test_url()};
+    std::vector<TaskId> ids;
+    for (int i = 0; i < 3; ++i) ids.push_back(f.queue->enqueue(job(i)).value().id);
+    auto claimed =
+        f.queue->claim({.queues = {"default"}, .limit = 3, .worker_id = "new", .lease = 8s});
+    REQUIRE(claimed);
+    REQUIRE(claimed.value().size() == 3);
+    rt::RawRedis raw{f.url};
+    const std::string base = "{" + f.prefix + ":default}";
+    const auto now_us = [] {
+      return std::chrono::duration_cast<std::chrono::microseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    };
+    const std::int64_t live = now_us() + 8'000'000;
+    const std::int64_t gone = now_us() - 1'000'000;
+    std::vector<Lease> old;
+    for (std::size_t i = 0; i < 3; ++i) {
+      const std::string seq = ids[i].substr(ids[i].find('/') + 1);
+      const std::string token = "0123456789abcdef0123456789abcde" + std::to_string(i);
+      const std::int64_t deadline = i == 2 ? gone : live;
+      (void)raw.command({"HDEL", base + ":task:" + seq, "lease"});
+      (void)raw.command({"HSET", base + ":task:" + seq, "token", token, "lease_owner", "old worker",
+                         "lease_expires_at", std::to_string(deadline), "history", "[]"});
+      (void)raw.command({"ZADD", base + ":running", std::to_string(deadline), seq});
+      old.push_back(Lease{ids[i], token, "old worker", {}});
+    }
+    auto shown = f.queue->get(ids[0]);
+    REQUIRE(shown);
+    CHECK(shown.value().lease_owner == std::optional<std::string>{"old worker"});
+
+    // Renewed and settled with the old tokens; a wrong token is still fenced out.
+    auto lost = f.queue->heartbeat(std::vector<Lease>{old[0], old[1]}, 20s);
+    REQUIRE(lost);
+    CHECK(lost.value().empty());
+    shown = f.queue->get(ids[1]);
+    REQUIRE(shown);
+    REQUIRE(shown.value().lease_expires_at.has_value());
+    CHECK(*shown.value().lease_expires_at > TimePoint{std::chrono::microseconds{live}});
+    CHECK(f.queue->checkpoint(old[1], json{{"step", 1}}));
+    Lease forged = old[0];
+    forged.token = "ffffffffffffffffffffffffffffffff";
+    CHECK(f.queue->settle(forged, Settlement{}).error() == errc::lease_lost);
+    REQUIRE(f.queue->settle(old[0], Settlement{}));
+    shown = f.queue->get(ids[0]);
+    REQUIRE(shown);
+    CHECK(shown.value().status == TaskStatus::succeeded);
+    CHECK(shown.value().history.size() == 1);
+
+    // The expired one is found with its old lease and rescued.
+    auto expired = f.queue->expired(std::vector<std::string>{"default"}, 10);
+    REQUIRE(expired);
+    REQUIRE(expired.value().size() == 1);
+    CHECK(expired.value()[0].lease.token == old[2].token);
+    CHECK(expired.value()[0].lease.worker_id == "old worker");
+    Settlement retry;
+    retry.status = TaskStatus::retrying;
+    retry.run_at = TimePoint{std::chrono::microseconds{gone}};
+    REQUIRE(f.queue->rescue(expired.value()[0].lease, retry));
+
+    // Claimed again under the new layout: the old lease fields are gone, so the old token can
+    // never fence in again (it would otherwise still match a field left behind).
+    auto again =
+        f.queue->claim({.queues = {"default"}, .limit = 3, .worker_id = "new", .lease = 8s});
+    REQUIRE(again);
+    REQUIRE(again.value().size() == 1);
+    CHECK(again.value()[0].task.id == ids[2]);
+    CHECK(again.value()[0].task.attempt == 2);
+    const std::string seq2 = ids[2].substr(ids[2].find('/') + 1);
+    auto has_token = raw.command({"HEXISTS", base + ":task:" + seq2, "token"});
+    REQUIRE(has_token);
+    CHECK(has_token->integer == 0);
+    CHECK(f.queue->settle(old[2], Settlement{}).error() == errc::lease_lost);
+    REQUIRE(f.queue->settle(again.value()[0].lease, Settlement{}));
+    shown = f.queue->get(ids[2]);
+    REQUIRE(shown);
+    CHECK(shown.value().status == TaskStatus::succeeded);
+    CHECK(shown.value().history.size() == 2);
+    REQUIRE(f.queue->settle(old[1], Settlement{}));
+  }
+
   TEST_CASE("a claim that skips a stale ready entry gives each leased task its own token" *
             doctest::skip(no_redis())) {
     Fixture f{*rt::test_url()};

@@ -107,6 +107,54 @@ TEST_CASE("redis: a settled task's leftover lease fields are not reported") {
   CHECK(token.empty());
 }
 
+// The current layout: the lease is one field, lease = "<deadline> <token> <owner>".
+std::vector<std::string> with_lease(std::vector<std::string> fields, const std::string& lease) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+    if (fields[i] == "token" || fields[i] == "lease_owner" || fields[i] == "lease_expires_at" ||
+        fields[i] == "history") {
+      continue;
+    }
+    out.insert(out.end(), {fields[i], fields[i + 1]});
+  }
+  out.insert(out.end(), {"lease", lease});
+  return out;
+}
+
+TEST_CASE("redis: a lease in one field reads back as token, owner and deadline") {
+  // The owner is last and may hold spaces; a task without history has none yet.
+  std::string token;
+  auto t = midas::detail::parse_task(
+      *parse_resp(hgetall(with_lease(task_hash(), "1795000008000000 tok-7 worker 1"))), &token);
+  REQUIRE(t);
+  CHECK(token == "tok-7");
+  CHECK(t.value().lease_owner == std::optional<std::string>{"worker 1"});
+  REQUIRE(t.value().lease_expires_at.has_value());
+  CHECK(*t.value().lease_expires_at ==
+        midas::TimePoint{std::chrono::microseconds{1795000008000000}});
+  CHECK(t.value().history.empty());
+}
+
+TEST_CASE("redis: while a first-layout token field exists, it is the lease") {
+  // A worker of the first layout claimed the task after a newer one had: its fields win over the
+  // lease field left behind.
+  auto fields = task_hash();
+  fields.insert(fields.end(), {"lease", "1795000001000000 stale-token newer"});
+  std::string token;
+  auto t = midas::detail::parse_task(*parse_resp(hgetall(fields)), &token);
+  REQUIRE(t);
+  CHECK(token == "tok-7");
+  CHECK(t.value().lease_owner == std::optional<std::string>{"w1"});
+}
+
+TEST_CASE("redis: a running task with a malformed lease field is protocol_error") {
+  for (const char* lease : {"", "1795000008000000", "1795000008000000 tok", "x tok w"}) {
+    CAPTURE(lease);
+    CHECK(midas::detail::parse_task(*parse_resp(hgetall(with_lease(task_hash(), lease)))).error() ==
+          errc::protocol_error);
+  }
+}
+
 TEST_CASE(
     "redis: a time or number out of range, a missing field or an odd array is "
     "protocol_error") {
