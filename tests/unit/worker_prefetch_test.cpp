@@ -23,11 +23,18 @@ namespace unit_test {
 
 class SlowClaims final : public Queue {
  public:
-  explicit SlowClaims(std::chrono::microseconds delay) : delay_{delay} {}
+  explicit SlowClaims(std::chrono::microseconds delay,
+                      std::chrono::microseconds settle_delay = std::chrono::microseconds{0})
+      : delay_{delay}, settle_delay_{settle_delay} {}
 
   [[nodiscard]] std::vector<std::size_t> limits() const {
     std::lock_guard lock{mutex_};
     return limits_;
+  }
+  // The most tasks claimed and not yet settled at any time.
+  [[nodiscard]] std::size_t most_unsettled() const {
+    std::lock_guard lock{mutex_};
+    return most_unsettled_;
   }
 
   result<midas::Enqueued> enqueue(const midas::TaskSpec& spec) override {
@@ -43,7 +50,13 @@ class SlowClaims final : public Queue {
       limits_.push_back(request.limit);
     }
     std::this_thread::sleep_for(delay_);
-    return inner_->claim(request);
+    auto claimed = inner_->claim(request);
+    if (claimed) {
+      std::lock_guard lock{mutex_};
+      unsettled_ += claimed.value().size();
+      most_unsettled_ = std::max(most_unsettled_, unsettled_);
+    }
+    return claimed;
   }
   result<std::vector<midas::TaskId>> heartbeat(std::span<const midas::Lease> leases,
                                                midas::Duration lease) override {
@@ -54,7 +67,11 @@ class SlowClaims final : public Queue {
   }
   result<std::vector<std::error_code>> settle_batch(
       std::span<const std::pair<midas::Lease, midas::Settlement>> items) override {
-    return inner_->settle_batch(items);
+    std::this_thread::sleep_for(settle_delay_);
+    auto acked = inner_->settle_batch(items);
+    std::lock_guard lock{mutex_};
+    unsettled_ -= std::min(unsettled_, items.size());
+    return acked;
   }
   result<void> checkpoint(const midas::Lease& lease, const json& progress) override {
     return inner_->checkpoint(lease, progress);
@@ -87,8 +104,11 @@ class SlowClaims final : public Queue {
  private:
   std::unique_ptr<Queue> inner_ = midas::make_memory_queue({.log = {}});
   std::chrono::microseconds delay_;
+  std::chrono::microseconds settle_delay_;
   mutable std::mutex mutex_;
   std::vector<std::size_t> limits_;
+  std::size_t unsettled_ = 0;
+  std::size_t most_unsettled_ = 0;
 };
 
 // Runs `tasks` tasks of a handler that sleeps `handler_time` on `concurrency` threads; returns the
@@ -131,6 +151,23 @@ TEST_SUITE("unit: worker prefetch") {
     const auto limits = claim_limits(16, 30ms, 2, -1);
     REQUIRE(!limits.empty());
     CHECK(largest(limits) <= 4);
+  }
+
+  TEST_CASE("claims do not outrun acks that are slower than they are") {
+    // Claims are free and every ack takes 5 ms: without a bound the worker would claim and run
+    // all 400 tasks long before their outcomes are recorded, each holding a lease meanwhile.
+    SlowClaims queue{0us, 5ms};
+    midas::Registry registry;
+    registry.add_json(
+        "job", [](const json&, midas::TaskContext&) -> result<void> { return midas::success(); });
+    std::vector<midas::TaskSpec> specs;
+    for (int i = 0; i < 400; ++i) specs.push_back(registry.spec("job", json{{"i", i}}));
+    REQUIRE(queue.enqueue_batch(specs));
+    midas::Worker worker{queue, registry, {.concurrency = 2, .prefetch = 2, .log = {}}};
+    CHECK(worker.run_until_idle().succeeded == 400);
+    // The window is 4; at most twice that wait for the completer, which has one batch (at most
+    // those) in flight: 4 + 8 + 8 tasks, give or take the few a claim adds before it is counted.
+    CHECK(queue.most_unsettled() <= 24);
   }
 
   TEST_CASE("a prefetch set by the user is kept whatever the handlers take") {
