@@ -161,8 +161,8 @@ end
 /// The body of each script, after the prelude.
 inline constexpr std::array<std::string_view, script_count> script_body{
     // enqueue: ARGV[3] queue name, ARGV[4] n, then n x (type, params, priority, run_at,
-    // max_attempts, unique_key or ''). Returns n x (seq, duplicate 0/1). No history field until
-    // the first attempt ends: missing means empty.
+    // max_attempts, unique_key or ''). Returns n x (seq, duplicate 0/1). The empty history is
+    // written although readers take a missing one as empty: workers of the first layout need it.
     R"lua(
 local queue, n = ARGV[3], tonumber(ARGV[4])
 local out, due = {}, 0
@@ -189,7 +189,7 @@ for i = 0, n - 1 do
     local tk = task_key(seq)
     redis.call('HSET', tk, 'seq', seq, 'type', typ, 'queue', queue, 'params', params,
       'status', 'pending', 'attempt', 0, 'max_attempts', max_attempts, 'priority', prio,
-      'run_at', run_at, 'created_at', now, 'updated_at', now)
+      'run_at', run_at, 'created_at', now, 'updated_at', now, 'history', '[]')
     if ukey ~= '' then
       redis.call('HSET', tk, 'unique_key', ukey)
       redis.call('HSET', K_UNIQUE, ukey, seq)

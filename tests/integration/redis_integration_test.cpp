@@ -174,9 +174,9 @@ TEST_SUITE("redis integration") {
 
   TEST_CASE("tasks leased under the first hash layout are renewed, settled and rescued" *
             doctest::skip(no_redis())) {
-    // Until 2026-11 a lease was three hash fields (token, lease_owner, lease_expires_at) and every
-    // task had a history field from the start; now it is one field, lease. Tasks a worker of the
-    // first layout leased must go on: this rewrites leased tasks the way that worker stored them.
+    // Until 2026-11 a lease was three hash fields (token, lease_owner, lease_expires_at); now it is
+    // one field, lease. Tasks a worker of the first layout leased must go on: this rewrites leased
+    // tasks the way that worker stored them.
     Fixture f{*rt::test_url()};
     std::vector<TaskId> ids;
     for (int i = 0; i < 3; ++i) ids.push_back(f.queue->enqueue(job(i)).value().id);
