@@ -108,7 +108,7 @@ result<Task> parse_task(const redisReply& r, std::string* token) {
     }
   }
   if (auto cp = f.get("checkpoint")) t.checkpoint = document(*cp);
-  const json history = document(f.get("history").value_or("[]"));  // none before a first outcome
+  const json history = document(f.get("history").value_or("[]"));  // written at enqueue
   if (!bad) {
     try {
       t.history = history.get<std::vector<AttemptRecord>>();
