@@ -121,15 +121,25 @@ struct Worker::Impl {
   double handler_ns = 0;
   double claim_ns = 0;
   std::size_t auto_prefetch = 0;
+  std::size_t busy = 0;                // executors running a handler
+  SteadyClock::time_point last_start;  // when the most recent handler started
 
-  // How many claimed tasks may wait for or run a handler at once.
+  // How many claimed tasks may wait for or run a handler at once (mutex held).
   [[nodiscard]] std::size_t window() const noexcept {
     const auto c = static_cast<std::size_t>(options.concurrency);
-    return c + (options.prefetch >= 0 ? static_cast<std::size_t>(options.prefetch) : auto_prefetch);
+    if (options.prefetch >= 0) return c + static_cast<std::size_t>(options.prefetch);
+    // Every thread has been busy for longer than the handlers measured so far take: the tasks
+    // running now are longer ones, so do not claim ahead for them as if they were short.
+    if (busy >= c && handler_ns > 0) {
+      const double age =
+          std::chrono::duration<double, std::nano>(SteadyClock::now() - last_start).count();
+      if (age > handler_ns) return c + std::min(auto_prefetch, prefetch_for(age));
+    }
+    return c + auto_prefetch;
   }
 
   // How many tasks the fetcher may claim now (mutex held): the window's free room, but none
-  // while more outcomes wait for the completer than twice the window. Claims never outrun the
+  // while at least twice the window of outcomes wait for the completer. Claims never outrun the
   // acks for long: a backlog of finished tasks whose outcomes are not recorded yet would hold
   // leases for nothing and run again after a crash (a Postgres drain of short tasks built one of
   // thousands: claims are cheaper there than settles). Twice, not once: the tasks of one claim
@@ -153,16 +163,22 @@ struct Worker::Impl {
     average = average == 0 ? sample : average + ewma_weight * (sample - average);
   }
 
+  // The adaptive prefetch for handlers of `handler` ns each (claim_ns measured).
+  [[nodiscard]] std::size_t prefetch_for(double handler) const noexcept {
+    const auto c = static_cast<std::size_t>(options.concurrency);
+    if (claim_ns <= 0 || handler <= 0) return c;
+    const double during_claim = 2.0 * static_cast<double>(c) * claim_ns / handler;
+    const std::size_t most =
+        std::max(c, std::min(max_auto_prefetch, c * max_auto_prefetch_per_slot));
+    return during_claim >= static_cast<double>(most)
+               ? most
+               : std::max(c, static_cast<std::size_t>(during_claim));
+  }
+
   // Called with mutex held.
   void update_prefetch() {
     if (options.prefetch >= 0 || handler_ns <= 0 || claim_ns <= 0) return;
-    const auto c = static_cast<std::size_t>(options.concurrency);
-    const double during_claim = 2.0 * static_cast<double>(c) * claim_ns / handler_ns;
-    const std::size_t most =
-        std::max(c, std::min(max_auto_prefetch, c * max_auto_prefetch_per_slot));
-    auto_prefetch = during_claim >= static_cast<double>(most)
-                        ? most
-                        : std::max(c, static_cast<std::size_t>(during_claim));
+    auto_prefetch = prefetch_for(handler_ns);
   }
 
   void log(LogLevel level, const std::string& message) const {
@@ -207,6 +223,7 @@ struct Worker::Impl {
   void execute_loop() {
     for (;;) {
       std::shared_ptr<Job> job;
+      SteadyClock::time_point t0;
       {
         std::unique_lock lock{mutex};
         work_ready.wait(lock, [&] { return !jobs.empty() || executors_exit; });
@@ -225,15 +242,19 @@ struct Worker::Impl {
           changed.notify_all();
           continue;
         }
+        t0 = SteadyClock::now();
+        last_start = t0;
+        ++busy;
       }
-      const auto t0 = SteadyClock::now();
       run(*job);
       const auto took = std::chrono::duration<double, std::nano>(SteadyClock::now() - t0).count();
       {
         std::lock_guard lock{mutex};
         finished.push_back(std::move(job));
         --unfinished;
+        --busy;
         blend(handler_ns, took);
+        update_prefetch();
       }
       outcomes_ready.notify_one();
       changed.notify_all();
@@ -252,10 +273,12 @@ struct Worker::Impl {
         std::unique_lock lock{mutex};
         outcomes_ready.wait(lock, [&] { return !finished.empty() || completer_exit; });
         if (finished.empty()) return;
+        const bool fetcher_held = finished.size() >= 2 * window();  // see room()
         while (!finished.empty() && batch.size() < max_batch) {
           batch.push_back(std::move(finished.front()));
           finished.pop_front();
         }
+        if (fetcher_held) changed.notify_all();
       }
       std::vector<std::pair<Lease, Settlement>> items;
       items.reserve(batch.size());

@@ -17,13 +17,15 @@ struct WorkerOptions {
   std::vector<std::string> queues{"default"};  ///< Claimed in this order.
   int concurrency = 4;                         ///< Handler threads.
   /// Tasks claimed beyond the idle handler threads, so that the next claim overlaps with the
-  /// handlers still running: the worker holds at most `concurrency + prefetch` leases, the
-  /// extra ones queued for the next free thread (heartbeated like the running ones).
-  /// -1: adaptive. The worker measures its handlers' and its claims' durations and claims ahead
-  /// what its threads get through in two claim round trips: at least `concurrency`, at most
-  /// 16 x `concurrency` and 256 (short tasks are claimed in large batches, long ones are not
-  /// hoarded). 0: claim only for idle threads (fairest between workers when tasks are long and
-  /// few). Any other value: that many, always.
+  /// handlers still running: claimed tasks wait for the next free thread (heartbeated like the
+  /// running ones), at most `concurrency + prefetch` of them waiting or running at once.
+  /// -1 (or less): adaptive. The worker measures its handlers' and its claims' durations and
+  /// claims ahead what its threads get through in two claim round trips: at least
+  /// `concurrency`, at most max(`concurrency`, min(16 x `concurrency`, 256)). While every thread
+  /// has run one task for longer than the handlers measured so far, it claims as if tasks took
+  /// that long; tasks it claimed while handlers were short stay claimed. 0: claim only for idle
+  /// threads (fairest between workers when tasks are long and few). Any other value: that many,
+  /// always. Besides, claims pause while twice the window of outcomes wait to be recorded.
   int prefetch = -1;
   Duration lease{std::chrono::seconds{8}};  ///< Lease length per claim and heartbeat.
   Duration heartbeat_interval{

@@ -255,7 +255,28 @@ TEST_SUITE("redis integration") {
     REQUIRE(shown);
     CHECK(shown.value().status == TaskStatus::succeeded);
     CHECK(shown.value().history.size() == 2);
+    // A live lease of the first layout is not rescued.
+    CHECK(f.queue->rescue(old[1], retry).error() == errc::lease_lost);
     REQUIRE(f.queue->settle(old[1], Settlement{}));
+
+    // A worker of the first layout takes over a task whose hash still holds a newer worker's
+    // lease field: its token fields are the lease now, and the leftover token is refused.
+    const TaskId taken = f.queue->enqueue(job(9)).value().id;
+    auto newer =
+        f.queue->claim({.queues = {"default"}, .limit = 1, .worker_id = "new", .lease = 8s});
+    REQUIRE(newer);
+    REQUIRE(newer.value().size() == 1);
+    REQUIRE(newer.value()[0].task.id == taken);
+    const std::string seq9 = taken.substr(taken.find('/') + 1);
+    (void)raw.command({"HSET", base + ":task:" + seq9, "token", old[0].token, "lease_owner",
+                       "old worker", "lease_expires_at", std::to_string(live)});
+    CHECK(f.queue->settle(newer.value()[0].lease, Settlement{}).error() == errc::lease_lost);
+    lost = f.queue->heartbeat(std::vector<Lease>{newer.value()[0].lease}, 20s);
+    REQUIRE(lost);
+    CHECK(lost.value() == std::vector<TaskId>{taken});
+    Lease takeover = old[0];
+    takeover.id = taken;
+    REQUIRE(f.queue->settle(takeover, Settlement{}));
   }
 
   TEST_CASE("a claim that skips a stale ready entry gives each leased task its own token" *

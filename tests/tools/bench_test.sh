@@ -44,6 +44,7 @@ case "$what" in
     expect_rc 2 "bad concurrency"
     run "$bench" --url memory:// --prefetch -2
     expect_rc 2 "prefetch below -1"
+    expect_stderr "--prefetch: Value -2 not in range"
     run "$bench" --url 'foo://x'
     expect_rc 2 "unknown scheme"
     expect_stderr "unsupported URL scheme"

@@ -9,6 +9,7 @@
 #include <memory>
 #include <midas/midas.hpp>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -31,6 +32,15 @@ class SlowClaims final : public Queue {
     std::lock_guard lock{mutex_};
     return limits_;
   }
+  struct Claim {
+    std::chrono::steady_clock::time_point at;
+    std::size_t limit = 0;
+    std::size_t unsettled = 0;  // claimed before and not settled yet
+  };
+  [[nodiscard]] std::vector<Claim> claims() const {
+    std::lock_guard lock{mutex_};
+    return claims_;
+  }
   // The most tasks claimed and not yet settled at any time.
   [[nodiscard]] std::size_t most_unsettled() const {
     std::lock_guard lock{mutex_};
@@ -48,6 +58,7 @@ class SlowClaims final : public Queue {
     {
       std::lock_guard lock{mutex_};
       limits_.push_back(request.limit);
+      claims_.push_back({std::chrono::steady_clock::now(), request.limit, unsettled_});
     }
     std::this_thread::sleep_for(delay_);
     auto claimed = inner_->claim(request);
@@ -107,6 +118,7 @@ class SlowClaims final : public Queue {
   std::chrono::microseconds settle_delay_;
   mutable std::mutex mutex_;
   std::vector<std::size_t> limits_;
+  std::vector<Claim> claims_;
   std::size_t unsettled_ = 0;
   std::size_t most_unsettled_ = 0;
 };
@@ -151,6 +163,44 @@ TEST_SUITE("unit: worker prefetch") {
     const auto limits = claim_limits(16, 30ms, 2, -1);
     REQUIRE(!limits.empty());
     CHECK(largest(limits) <= 4);
+  }
+
+  TEST_CASE("once every thread runs a task longer than those measured, claims stop reaching far") {
+    // 200 tasks of no time open the window to 1 + 16; then 30 tasks of 20 ms keep the one thread
+    // busy. Claims made once such a task runs must not keep 17 tasks on hold for it: the window
+    // falls back towards concurrency + concurrency.
+    SlowClaims queue{3ms};
+    std::mutex mutex;
+    std::optional<std::chrono::steady_clock::time_point> first_long;
+    midas::Registry registry;
+    registry.add_json("job", [&](const json& p, midas::TaskContext&) -> result<void> {
+      if (p.at("long").get<bool>()) {
+        {
+          std::lock_guard lock{mutex};
+          if (!first_long) first_long = std::chrono::steady_clock::now();
+        }
+        std::this_thread::sleep_for(20ms);
+      }
+      return midas::success();
+    });
+    std::vector<midas::TaskSpec> specs;
+    for (int i = 0; i < 230; ++i) specs.push_back(registry.spec("job", json{{"long", i >= 200}}));
+    REQUIRE(queue.enqueue_batch(specs));
+    midas::Worker worker{queue, registry, {.concurrency = 1, .log = {}}};
+    CHECK(worker.run_until_idle().succeeded == 230);
+    REQUIRE(first_long.has_value());
+    CHECK(largest(queue.limits()) > 2);  // the short tasks did open the window
+    std::size_t later = 0;
+    for (const auto& c : queue.claims()) {
+      if (c.at < *first_long + 10ms) continue;  // asked before the long task looked long
+      ++later;
+      CAPTURE(c.limit);
+      CAPTURE(c.unsettled);
+      // A window of 2 while the thread is busy, 3 right after the first long task (the average
+      // handler time catches up), and an ack that may be in flight.
+      CHECK(c.unsettled + c.limit <= 5);
+    }
+    CHECK(later > 0);
   }
 
   TEST_CASE("claims do not outrun acks that are slower than they are") {
