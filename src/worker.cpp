@@ -552,6 +552,9 @@ struct Worker::Impl {
       std::unique_lock lock{mutex};
       if (until_idle) {
         if (in_flight.empty()) {
+          // The window was full when this pass skipped its claim, and all of it has ended since:
+          // claim before deciding that nothing is left.
+          if (free_slots == 0) continue;
           lock.unlock();
           if (rescue_expired() > 0) continue;  // expired leases became due work
           return;                              // nothing due, nothing running
