@@ -81,7 +81,6 @@ struct Worker::Impl {
   Impl(Queue& q, const Registry& r, WorkerOptions o)
       : queue{q}, registry{r}, options{std::move(o)} {
     options.concurrency = std::max(options.concurrency, 1);
-    auto_prefetch = static_cast<std::size_t>(options.concurrency);
     if (options.id.empty()) options.id = default_worker_id();
   }
 
@@ -116,11 +115,9 @@ struct Worker::Impl {
   bool running_service = false;
 
   // Adaptive prefetch (options.prefetch < 0): the handlers' and the claims' durations, as moving
-  // averages in steady-clock nanoseconds (guarded by mutex; 0 until measured), and the prefetch
-  // they give.
+  // averages in steady-clock nanoseconds (guarded by mutex; 0 until measured).
   double handler_ns = 0;
   double claim_ns = 0;
-  std::size_t auto_prefetch = 0;
   std::size_t busy = 0;                // executors running a handler
   SteadyClock::time_point last_start;  // when the most recent handler started
 
@@ -130,12 +127,9 @@ struct Worker::Impl {
     if (options.prefetch >= 0) return c + static_cast<std::size_t>(options.prefetch);
     // Every thread has been busy for longer than the handlers measured so far take: the tasks
     // running now are longer ones, so do not claim ahead for them as if they were short.
-    if (busy >= c && handler_ns > 0) {
-      const double age =
-          std::chrono::duration<double, std::nano>(SteadyClock::now() - last_start).count();
-      if (age > handler_ns) return c + std::min(auto_prefetch, prefetch_for(age));
-    }
-    return c + auto_prefetch;
+    double handler = handler_ns;
+    if (busy >= c && handler_ns > 0) handler = std::max(handler, ns_since(last_start));
+    return c + prefetch_for(handler);
   }
 
   // How many tasks the fetcher may claim now (mutex held): the window's free room, but none
@@ -163,7 +157,12 @@ struct Worker::Impl {
     average = average == 0 ? sample : average + ewma_weight * (sample - average);
   }
 
-  // The adaptive prefetch for handlers of `handler` ns each (claim_ns measured).
+  static double ns_since(SteadyClock::time_point t) {
+    return std::chrono::duration<double, std::nano>(SteadyClock::now() - t).count();
+  }
+
+  // The adaptive prefetch for handlers of `handler` ns each; `concurrency` until both durations
+  // are measured.
   [[nodiscard]] std::size_t prefetch_for(double handler) const noexcept {
     const auto c = static_cast<std::size_t>(options.concurrency);
     if (claim_ns <= 0 || handler <= 0) return c;
@@ -173,12 +172,6 @@ struct Worker::Impl {
     return during_claim >= static_cast<double>(most)
                ? most
                : std::max(c, static_cast<std::size_t>(during_claim));
-  }
-
-  // Called with mutex held.
-  void update_prefetch() {
-    if (options.prefetch >= 0 || handler_ns <= 0 || claim_ns <= 0) return;
-    auto_prefetch = prefetch_for(handler_ns);
   }
 
   void log(LogLevel level, const std::string& message) const {
@@ -247,14 +240,13 @@ struct Worker::Impl {
         ++busy;
       }
       run(*job);
-      const auto took = std::chrono::duration<double, std::nano>(SteadyClock::now() - t0).count();
+      const double took = ns_since(t0);
       {
         std::lock_guard lock{mutex};
         finished.push_back(std::move(job));
         --unfinished;
         --busy;
         blend(handler_ns, took);
-        update_prefetch();
       }
       outcomes_ready.notify_one();
       changed.notify_all();
@@ -527,11 +519,9 @@ struct Worker::Impl {
         const auto t0 = SteadyClock::now();
         auto claimed = queue.claim(request);
         if (claimed && !claimed.value().empty()) {
-          const auto took =
-              std::chrono::duration<double, std::nano>(SteadyClock::now() - t0).count();
+          const double took = ns_since(t0);
           std::lock_guard lock{mutex};
           blend(claim_ns, took);
-          update_prefetch();
         }
         if (!claimed) {
           ++counters.backend_errors;

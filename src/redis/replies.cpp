@@ -91,8 +91,9 @@ result<Task> parse_task(const redisReply& r, std::string* token) {
   // `token` exists it is the lease (see scripts.hpp).
   const bool running = status && status.value() == TaskStatus::running;
   std::string_view lease_token;
-  if (running && f.get("token")) {
-    lease_token = *f.get("token");
+  const auto legacy_token = f.get("token");
+  if (running && legacy_token) {
+    lease_token = *legacy_token;
     if (auto owner = f.get("lease_owner")) t.lease_owner = std::string{*owner};
     t.lease_expires_at = maybe_time("lease_expires_at");
   } else if (running) {

@@ -94,10 +94,12 @@ end
 -- A running task's lease is one field, lease = '<deadline> <token> <owner>'. Tasks leased under
 -- the first layout (until 2026-11) have the fields token, lease_expires_at and lease_owner
 -- instead; while `token` exists it is the lease (a claim deletes those three), so workers of both
--- layouts can share a queue while they are upgraded. Given a task's fields lease and token: the
--- deadline of the lease that `token` holds, or nil; and where the token starts in `lease`.
-local function held(tk, f_lease, f_token, token)
-  if token == '' then return nil end
+-- layouts can share a queue while they are upgraded. Given f = HMGET of the task's status, lease
+-- and token (in that order): the deadline of the running lease that `token` holds, or nil; and
+-- where the token starts in the lease field, for a renewal.
+local function held(tk, f, token)
+  local f_lease, f_token = f[2], f[3]
+  if f[1] ~= 'running' or token == '' then return nil end
   if f_token then
     if f_token ~= token then return nil end
     return redis.call('HGET', tk, 'lease_expires_at') or '0'
@@ -260,9 +262,8 @@ while i < #ARGV do
   local seq, token = ARGV[i], ARGV[i + 1]
   local tk = task_key(seq)
   local f = redis.call('HMGET', tk, 'status', 'lease', 'token')
-  local until_now, at = nil, nil
-  if f[1] == 'running' then until_now, at = held(tk, f[2], f[3], token) end
-  if until_now then
+  local current, at = held(tk, f, token)
+  if current then
     if at then
       redis.call('HSET', tk, 'lease', deadline .. string.sub(f[2], at), 'updated_at', now)
     else
@@ -288,8 +289,7 @@ for i = 4, #ARGV - 5, 6 do
   local counts_attempt, record = ARGV[i + 4], ARGV[i + 5]
   local tk = task_key(seq)
   local f = redis.call('HMGET', tk, 'status', 'lease', 'token', 'history', 'unique_key')
-  local deadline = nil
-  if f[1] == 'running' then deadline = held(tk, f[2], f[3], token) end
+  local deadline = held(tk, f, token)
   if not deadline or (rescuing == '1' and not ((tonumber(deadline) or 0) < tonumber(now))) then
     out[#out + 1] = 1
   else
@@ -335,7 +335,7 @@ return out
 local seq, token, progress = ARGV[3], ARGV[4], ARGV[5]
 local tk = task_key(seq)
 local f = redis.call('HMGET', tk, 'status', 'lease', 'token')
-if f[1] ~= 'running' or not held(tk, f[2], f[3], token) then return 1 end
+if not held(tk, f, token) then return 1 end
 if progress == '' then
   redis.call('HDEL', tk, 'checkpoint')
 else

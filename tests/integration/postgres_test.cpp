@@ -8,6 +8,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <functional>
 #include <latch>
 #include <midas/midas.hpp>
 #include <midas/postgres.hpp>
@@ -67,6 +68,24 @@ long long task_count(const Conn& c, const Schema& s) {
 
 midas::TaskSpec spec(std::string type = "t") {
   return midas::TaskSpec{.type = std::move(type), .params = {{"n", 1}}};
+}
+
+// Waits on `q` for `queues` while another thread runs `enqueue` 200 ms later; checks that the
+// wait ended woken by that enqueue: not at once, and not by the 10 s timeout.
+void check_woken_by(midas::Queue& q, const std::vector<std::string>& queues,
+                    const std::function<void()>& enqueue) {
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds{200});
+    enqueue();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  auto woke = q.wait_for_tasks(queues, std::chrono::seconds{10});
+  const auto waited = std::chrono::steady_clock::now() - start;
+  t.join();
+  REQUIRE(woke);
+  CHECK(woke.value());
+  CHECK(waited >= std::chrono::milliseconds{150});  // woken by the enqueue, not at once
+  CHECK(waited < std::chrono::seconds{5});          // the NOTIFY, not the 10 s timeout
 }
 
 }  // namespace
@@ -275,18 +294,7 @@ TEST_SUITE("postgres") {
     const std::vector<std::string> queues{"default"};
     // The first wait opens the LISTEN connection and reports a (re)connection at once.
     REQUIRE(q->wait_for_tasks(queues, std::chrono::milliseconds{10}));
-    std::thread t([&] {
-      std::this_thread::sleep_for(std::chrono::milliseconds{200});
-      CHECK(producer->enqueue_batch(specs));
-    });
-    const auto start = std::chrono::steady_clock::now();
-    auto woke = q->wait_for_tasks(queues, std::chrono::seconds{10});
-    const auto waited = std::chrono::steady_clock::now() - start;
-    t.join();
-    REQUIRE(woke);
-    CHECK(woke.value());
-    CHECK(waited >= std::chrono::milliseconds{150});  // woken by the batch, not at once
-    CHECK(waited < std::chrono::seconds{5});          // the NOTIFY, not the 10 s timeout
+    check_woken_by(*q, queues, [&] { CHECK(producer->enqueue_batch(specs)); });
   }
 
   TEST_CASE("an enqueue wakes a waiter on the same queue object without the server's NOTIFY" *
@@ -554,20 +562,11 @@ TEST_SUITE("postgres") {
     auto producer = open(s);
     const std::vector<std::string> wake{"wake"};
     REQUIRE(q->wait_for_tasks(wake, std::chrono::milliseconds{10}));  // opens LISTEN, at once
-    std::thread later_enqueue([&] {
-      std::this_thread::sleep_for(std::chrono::milliseconds{200});
+    check_woken_by(*q, wake, [&] {
       midas::TaskSpec w = spec();
       w.queue = "wake";
       CHECK(producer->enqueue(w));
     });
-    const auto start = std::chrono::steady_clock::now();
-    auto woke = q->wait_for_tasks(wake, std::chrono::seconds{10});
-    const auto waited = std::chrono::steady_clock::now() - start;
-    later_enqueue.join();
-    REQUIRE(woke);
-    CHECK(woke.value());
-    CHECK(waited >= std::chrono::milliseconds{150});  // woken by the enqueue, not at once
-    CHECK(waited < std::chrono::seconds{5});          // the NOTIFY, not the 10 s timeout
     const auto ids_of = [](const std::vector<midas::Task>& tasks) {
       std::vector<midas::TaskId> out;
       for (const auto& t : tasks) out.push_back(t.id);
