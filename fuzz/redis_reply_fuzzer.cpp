@@ -32,10 +32,11 @@ void read_reply(const redisReply& r) {
 // hiredis 0.14 allocates an array reply's element table as soon as it reads the count, with no
 // upper bound ("*900000000\r\n" asks for gigabytes; hiredis 1.x added `maxelements`). The
 // server is a trusted peer, so inputs declaring more than 65536 elements are skipped rather than
-// reported as the client running out of memory.
+// reported as the client running out of memory. Any '*' counts, not only one at a line start:
+// after a bulk string whose CRLF is missing, hiredis reads its next type byte mid-line.
 bool declares_huge_array(std::string_view in) {
   for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '*' || (i > 0 && in[i - 1] != '\n')) continue;
+    if (in[i] != '*') continue;
     std::size_t digits = 0;
     long long n = 0;
     for (std::size_t j = i + 1; j < in.size() && in[j] >= '0' && in[j] <= '9'; ++j, ++digits) {
