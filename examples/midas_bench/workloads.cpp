@@ -631,18 +631,26 @@ Result crash_workload(Queue& q, const Options& o, const std::string& queue) {
     }
     if (page.value().size() < 1000) break;
   }
+  // Recovery: from the kill to the last run, after it, of a task the killed worker held. A task
+  // whose handler was running must run again; one whose handler had completed may not need to
+  // (its outcome may still have been recorded: a commit the server received before the kill).
   json recovery;
   bool all_recovered = true;
   std::int64_t latest = kill_ms;
-  for (auto i : leased) {
+  const auto done_after_kill = [&](std::size_t i) -> std::optional<std::int64_t> {
     auto it = last_done.find(i);
-    if (it == last_done.end() || it->second < kill_ms) {
-      all_recovered = false;
-      continue;
+    if (it == last_done.end() || it->second < kill_ms) return std::nullopt;
+    return it->second;
+  };
+  bool any_ran_again = false;
+  for (auto i : leased) {
+    if (auto at = done_after_kill(i)) {
+      latest = std::max(latest, *at);
+      any_ran_again = true;
     }
-    latest = std::max(latest, it->second);
   }
-  if (!leased.empty() && all_recovered) {
+  for (auto i : in_flight) all_recovered = all_recovered && done_after_kill(i).has_value();
+  if (any_ran_again && all_recovered) {
     recovery = round_to(static_cast<double>(latest - kill_ms) / 1000.0, 3);
   }
   const std::size_t lost = n - std::min(n, succeeded);
