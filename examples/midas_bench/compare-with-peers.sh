@@ -18,8 +18,15 @@
 #   SKIP_PEERS=1         measure midas only (the servers are started all the same)
 #   REDIS_PORT (56490), PG_PORT (56491)   the private servers (never 6379/5432)
 #   OUT ($WORK/out)      where peers.md, peers.json, midas.jsonl and midas.md are written
+#   ROUNDS=R             paired mode instead: R rounds, each one run of the best peer per target
+#                        (BullMQ W1 and W2, graphile-worker W2, pg-boss W1) right before one run of
+#                        midas's enqueue, drain and latency on both servers. Prints each target's
+#                        ratio per round and their median (paired.md, paired-ratios.py): on a
+#                        noisy machine, runs a minute apart drift less than medians half an hour
+#                        apart.
 set -euo pipefail
 bench=$(readlink -f "$1")
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 peers_src=${2:-/work/shared/peers}
 [ -x "$bench" ] || { echo "usage: $0 PATH/TO/midas-bench [PEERS_DIR]" >&2; exit 2; }
 work=${WORK:-/tmp/midas-peers}
@@ -49,15 +56,39 @@ mkdir -p "$LOG_DIR"
   "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/postgres" --version
 } | tee "$out/machine.txt"
 
+# midas on the same servers: Redis db 2 (the driver uses 0 and 1), Postgres schema midas_bench.
+redis_url="redis://127.0.0.1:$REDIS_PORT/2?prefix=midas-bench"
+pg_url="postgresql://postgres@127.0.0.1:$PG_PORT/bench?schema=midas_bench"
+
+if [ -n "${ROUNDS:-}" ]; then
+  : >"$out/paired.jsonl"
+  for round in $(seq 1 "$ROUNDS"); do
+    echo "round $round/$ROUNDS: peers" >&2
+    for cell in bullmq:w1,w2 graphile-worker:w2 pg-boss:w1; do
+      PEERS=${cell%%:*} WORKLOADS=${cell#*:} RUNS=1 OUT_DIR=$work/results/round$round-${cell%%:*} \
+        "$py" bench/driver.py >>"$LOG_DIR/driver.log" 2>&1
+    done
+    echo "round $round/$ROUNDS: midas" >&2
+    for url in "$redis_url" "$pg_url"; do
+      for w in enqueue drain latency; do
+        "$bench" --url "$url" --workload $w --tasks "$N" --concurrency "$CONCURRENCY" --json \
+          | jq -c --argjson round "$round" '. + {round: $round}' >>"$out/paired.jsonl" || true
+      done
+    done
+  done
+  "$py" "$here/paired-ratios.py" "$work/results" "$out/paired.jsonl" "$ROUNDS" \
+    >"$out/paired.md"
+  cat "$out/paired.md"
+  echo "results in $out"
+  exit 0
+fi
+
 if [ -z "${SKIP_PEERS:-}" ]; then
   OUT_DIR=$work/results "$py" bench/driver.py 2>&1 | tee "$LOG_DIR/driver.log"
   cp results/latest.md "$out/peers.md"
   cp results/latest.json "$out/peers.json"
 fi
 
-# midas on the same servers: Redis db 2 (the driver uses 0 and 1), Postgres schema midas_bench.
-redis_url="redis://127.0.0.1:$REDIS_PORT/2?prefix=midas-bench"
-pg_url="postgresql://postgres@127.0.0.1:$PG_PORT/bench?schema=midas_bench"
 : >"$out/midas.jsonl"
 for run in $(seq 1 "$midas_runs"); do
   for url in "$redis_url" "$pg_url"; do
