@@ -29,10 +29,15 @@ namespace midas::detail {
 /// The string in a bulk or status reply; nullopt for nil or other types.
 [[nodiscard]] std::optional<std::string_view> string_of(const redisReply& r) noexcept;
 
-// The fields of a HGETALL reply.
+/// Separates fields and values when a script returns a task hash as one string (see the claim
+/// script in scripts.hpp): the ASCII unit separator.
+inline constexpr char field_separator = '\x1f';
+
+// The fields of a HGETALL reply: the array, or its elements joined by field_separator.
 class Fields {
  public:
   static result<Fields> from(const redisReply& r) {
+    if (r.type == REDIS_REPLY_STRING) return from_joined(text(r));
     if (r.type != REDIS_REPLY_ARRAY || r.elements % 2 != 0) return errc::protocol_error;
     Fields f;
     for (std::size_t i = 0; i + 1 < r.elements; i += 2) {
@@ -42,6 +47,20 @@ class Fields {
       f.kv_.emplace_back(*k, *v);
     }
     return f;
+  }
+  static result<Fields> from_joined(std::string_view joined) {
+    Fields f;
+    std::size_t at = 0;
+    for (;;) {
+      const auto k_end = joined.find(field_separator, at);
+      if (k_end == std::string_view::npos) return errc::protocol_error;  // a field without value
+      const auto v_end = joined.find(field_separator, k_end + 1);
+      const auto v_len =
+          v_end == std::string_view::npos ? std::string_view::npos : v_end - k_end - 1;
+      f.kv_.emplace_back(joined.substr(at, k_end - at), joined.substr(k_end + 1, v_len));
+      if (v_end == std::string_view::npos) return f;
+      at = v_end + 1;
+    }
   }
   [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const {
     for (const auto& [k, v] : kv_) {
@@ -55,8 +74,9 @@ class Fields {
   std::vector<std::pair<std::string_view, std::string_view>> kv_;
 };
 
-/// A task hash (HGETALL) as a Task; `token` receives the lease token, if any. An empty hash is
-/// task_not_found; a field missing or out of range is protocol_error.
+/// A task hash (HGETALL, as an array or joined into one string) as a Task; `token` receives the
+/// lease token, if any. An empty hash is task_not_found; a field missing or out of range is
+/// protocol_error.
 [[nodiscard]] result<Task> parse_task(const redisReply& r, std::string* token = nullptr);
 
 }  // namespace midas::detail

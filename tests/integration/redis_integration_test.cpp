@@ -322,6 +322,50 @@ TEST_SUITE("redis integration") {
     CHECK_FALSE(stored.value().lease_owner.has_value());  // its lease fields are left behind
   }
 
+  TEST_CASE("a claim returns unique keys and earlier owners holding byte 31 intact" *
+            doctest::skip(no_redis())) {
+    // The claim script joins each task's fields with byte 31 into one string, except a task
+    // whose unique key or last lease holds that byte: it goes back as an array. A first claim
+    // reads the unique keys; the third task's lease by an owner holding the byte expires, and a
+    // second claim reads that lease back from the hash.
+    Fixture f{*rt::test_url()};
+    const std::string odd_owner = std::string{"w"} + '\x1f' + "1";
+    const std::string odd_key = std::string{"k"} + '\x1f' + "1";
+    auto plain = job(1);
+    plain.unique_key = "plain-key";
+    auto with_key = job(2);
+    with_key.unique_key = odd_key;
+    REQUIRE(f.queue->enqueue(plain));
+    REQUIRE(f.queue->enqueue(with_key));
+    REQUIRE(f.queue->enqueue(job(3)));
+    auto first =
+        f.queue->claim({.queues = {"default"}, .limit = 3, .worker_id = odd_owner, .lease = 8s});
+    REQUIRE(first);
+    REQUIRE(first.value().size() == 3);
+    CHECK(first.value()[0].task.unique_key == std::optional<std::string>{"plain-key"});
+    CHECK(first.value()[1].task.unique_key == std::optional<std::string>{odd_key});
+    CHECK(first.value()[2].task.lease_owner == std::optional<std::string>{odd_owner});
+    Settlement retry;
+    retry.status = TaskStatus::retrying;
+    retry.record.attempt = 1;
+    retry.record.worker_id = odd_owner;
+    retry.record.decision = "retry";
+    REQUIRE(f.queue->settle(first.value()[2].lease, retry));
+    auto again =
+        f.queue->claim({.queues = {"default"}, .limit = 1, .worker_id = "w2", .lease = 8s});
+    REQUIRE(again);
+    REQUIRE(again.value().size() == 1);
+    const auto& t = again.value()[0].task;
+    CHECK(t.id == first.value()[2].task.id);
+    CHECK(t.attempt == 2);
+    CHECK(t.lease_owner == std::optional<std::string>{"w2"});
+    REQUIRE(t.history.size() == 1);
+    CHECK(t.history[0].worker_id == odd_owner);
+    auto stored = f.queue->get(first.value()[1].task.id);
+    REQUIRE(stored);
+    CHECK(stored.value().unique_key == std::optional<std::string>{odd_key});
+  }
+
   TEST_CASE("an idle worker starts a newly enqueued task within a few milliseconds" *
             doctest::skip(no_redis())) {
     Fixture f{*rt::test_url()};

@@ -174,6 +174,44 @@ TEST_CASE(
   CHECK(midas::detail::parse_task(*parse_resp("*0\r\n")).error() == errc::task_not_found);
 }
 
+// The claim script joins a task's HGETALL array into one string, elements separated by byte 31.
+std::string joined(const std::vector<std::string>& fields) {
+  std::string out;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0) out += midas::detail::field_separator;
+    out += fields[i];
+  }
+  return "$" + std::to_string(out.size()) + "\r\n" + out + "\r\n";
+}
+
+TEST_CASE("redis: a task hash joined into one string reads back as the array does") {
+  auto fields = with_lease(task_hash(), "1795000008000000 tok-7 worker 1");
+  fields.insert(
+      fields.end(),
+      {"checkpoint", R"({"page":3})", "history",
+       R"([{"attempt":1,"decision":"succeeded","error":null,"finished_at":"2026-11-28T11:55:57.113Z","next_run_at":null,"started_at":"2026-11-28T11:55:57.113Z","worker_id":"vm:1:2"}])",
+       "unique_key", ""});
+  std::string token_a;
+  std::string token_j;
+  auto a = midas::detail::parse_task(*parse_resp(hgetall(fields)), &token_a);
+  auto j = midas::detail::parse_task(*parse_resp(joined(fields)), &token_j);
+  REQUIRE(a);
+  REQUIRE(j);
+  CHECK(nlohmann::json(j.value()) == nlohmann::json(a.value()));
+  CHECK(token_j == "tok-7");
+  CHECK(j.value().checkpoint == nlohmann::json{{"page", 3}});
+  CHECK(j.value().history.size() == 1);
+  CHECK(j.value().unique_key == std::optional<std::string>{""});  // an empty last value
+}
+
+TEST_CASE("redis: a joined task hash with a field left without its value is protocol_error") {
+  auto fields = task_hash();
+  fields.pop_back();  // "history" without a value
+  CHECK(midas::detail::parse_task(*parse_resp(joined(fields))).error() == errc::protocol_error);
+  CHECK(midas::detail::parse_task(*parse_resp("$4\r\nseq7\r\n")).error() == errc::protocol_error);
+  CHECK(midas::detail::parse_task(*parse_resp("$0\r\n\r\n")).error() == errc::protocol_error);
+}
+
 // ---- Postgres ----
 
 struct ResultDeleter {
