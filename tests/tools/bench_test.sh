@@ -64,7 +64,7 @@ case "$what" in
     expect_workload enqueue '.tasks == 200 and .batch_size == 1000 and .single_tasks_per_s > 0 and .batch_tasks_per_s > 0 and .single_seconds > 0 and .batch_seconds > 0 and .queue_left_empty == true'
     expect_workload drain '.tasks == 200 and .concurrency == 8 and .prefetch == null and .succeeded == 200 and .tasks_per_s > 0 and .seconds > 0 and .queue_left_empty == true'
     expect_workload retry '.tasks == 50 and .prefetch == null and .attempts == 150 and .all_ran_exactly_3_times == true and .per_attempt_ms > 0 and (.per_attempt_vs_drain | type == "number")'
-    expect_workload latency '.tasks == 50 and .started == 50 and .p50_ms >= 0 and .p99_ms >= .p50_ms and .max_ms >= .p99_ms'
+    expect_workload latency '.tasks == 50 and .started == 50 and .p50_ms >= 0 and .p99_ms >= .p50_ms and .max_ms >= .p99_ms and .enqueue_p50_ms >= 0 and .enqueue_p99_ms >= .enqueue_p50_ms and .enqueue_max_ms >= .enqueue_p99_ms'
     expect_workload crash '.supported == false and (.reason | contains("memory://")) and .ok == true'
 
     run "$bench" --url memory:// --workload drain --tasks 100 --prefetch 3 --json
