@@ -62,11 +62,13 @@ pg_url="postgresql://postgres@127.0.0.1:$PG_PORT/bench?schema=midas_bench"
 
 if [ -n "${ROUNDS:-}" ]; then
   : >"$out/paired.jsonl"
+  rm -rf "$work"/results/round*  # an earlier run's rounds must not be read as this one's
   for round in $(seq 1 "$ROUNDS"); do
     echo "round $round/$ROUNDS: peers" >&2
     for cell in bullmq:w1,w2 graphile-worker:w2 pg-boss:w1; do
       PEERS=${cell%%:*} WORKLOADS=${cell#*:} RUNS=1 OUT_DIR=$work/results/round$round-${cell%%:*} \
-        "$py" bench/driver.py >>"$LOG_DIR/driver.log" 2>&1
+        "$py" bench/driver.py >>"$LOG_DIR/driver.log" 2>&1 ||
+        echo "round $round: the peer driver failed for ${cell%%:*} (see $LOG_DIR/driver.log)" >&2
     done
     echo "round $round/$ROUNDS: midas" >&2
     for url in "$redis_url" "$pg_url"; do

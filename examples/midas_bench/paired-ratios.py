@@ -18,7 +18,8 @@ midas = [json.loads(line) for line in open(sys.argv[2]) if line.strip()]
 def peer(r, name, workload, field):
     try:
         with open(os.path.join(results, f"round{r}-{name}", "latest.json")) as f:
-            return json.load(f)["peers"][name]["raw"][workload][0][field]
+            run = json.load(f)["peers"][name]["raw"][workload][0]
+        return None if run.get("capped") else run[field]  # a capped run is no rate
     except (OSError, KeyError, IndexError, TypeError, ValueError):
         return None
 
