@@ -60,6 +60,13 @@ mkdir -p "$LOG_DIR"
 redis_url="redis://127.0.0.1:$REDIS_PORT/2?prefix=midas-bench"
 pg_url="postgresql://postgres@127.0.0.1:$PG_PORT/bench?schema=midas_bench"
 
+# measure URL WORKLOAD CONCURRENCY KEY VALUE FILE: one midas-bench run, its JSON lines tagged with
+# {KEY: VALUE} and appended to FILE; a failed run leaves its lines out.
+measure() {
+  "$bench" --url "$1" --workload "$2" --tasks "$N" --concurrency "$3" --json \
+    | jq -c --argjson v "$5" ". + {$4: \$v}" >>"$6" || true
+}
+
 if [ -n "${ROUNDS:-}" ]; then
   : >"$out/paired.jsonl"
   rm -rf "$work"/results/round*  # an earlier run's rounds must not be read as this one's
@@ -72,10 +79,7 @@ if [ -n "${ROUNDS:-}" ]; then
     done
     echo "round $round/$ROUNDS: midas" >&2
     for url in "$redis_url" "$pg_url"; do
-      for w in enqueue drain latency; do
-        "$bench" --url "$url" --workload $w --tasks "$N" --concurrency "$CONCURRENCY" --json \
-          | jq -c --argjson round "$round" '. + {round: $round}' >>"$out/paired.jsonl" || true
-      done
+      for w in enqueue drain latency; do measure "$url" $w "$CONCURRENCY" round "$round" "$out/paired.jsonl"; done
     done
   done
   "$py" "$here/paired-ratios.py" "$work/results" "$out/paired.jsonl" "$ROUNDS" \
@@ -95,10 +99,8 @@ fi
 for run in $(seq 1 "$midas_runs"); do
   for url in "$redis_url" "$pg_url"; do
     echo "midas run $run: $url" >&2
-    "$bench" --url "$url" --workload all --tasks "$N" --concurrency "$CONCURRENCY" --json \
-      | jq -c --argjson run "$run" '. + {run: $run}' >>"$out/midas.jsonl" || true
-    "$bench" --url "$url" --workload drain --tasks "$N" --concurrency $((2 * CONCURRENCY)) --json \
-      | jq -c --argjson run "$run" '. + {run: $run}' >>"$out/midas.jsonl" || true
+    measure "$url" all "$CONCURRENCY" run "$run" "$out/midas.jsonl"
+    measure "$url" drain $((2 * CONCURRENCY)) run "$run" "$out/midas.jsonl"
   done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"

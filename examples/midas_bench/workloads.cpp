@@ -162,6 +162,17 @@ result<QueueStats> queue_stats(Queue& q, const std::string& queue) {
   return empty;
 }
 
+// Calls `each` for every task `filter` matches, a page of 1000 at a time.
+template <typename Each>
+result<void> for_each_task(Queue& q, ListFilter filter, Each each) {
+  filter.limit = 1000;
+  for (filter.offset = 0;; filter.offset += filter.limit) {
+    MIDAS_TRY(page, q.list(filter));
+    for (const auto& t : page) each(t);
+    if (page.size() < filter.limit) return success();
+  }
+}
+
 // --- enqueue ------------------------------------------------------------------------------------
 
 Result enqueue_workload(Queue& q, const Options& o, const std::string& queue) {
@@ -433,12 +444,11 @@ Result latency_workload(Queue& q, const Options& o, const std::string& queue, co
     const auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(sorted.size())));
     return json(round_to(sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1], 3));
   };
-  auto pct = [&](double p) { return pct_of(ms, p); };
   double sum = 0;
   for (double v : ms) sum += v;
   r.fields["started"] = ms.size();
-  r.fields["p50_ms"] = pct(0.50);
-  r.fields["p99_ms"] = pct(0.99);
+  r.fields["p50_ms"] = pct_of(ms, 0.50);
+  r.fields["p99_ms"] = pct_of(ms, 0.99);
   r.fields["max_ms"] = ms.empty() ? json() : json(round_to(ms.back(), 3));
   r.fields["mean_ms"] =
       ms.empty() ? json() : json(round_to(sum / static_cast<double>(ms.size()), 3));
@@ -583,12 +593,11 @@ Result crash_workload(Queue& q, const Options& o, const std::string& queue) {
   // whose outcome was not recorded yet; the kill can land while every handler is between tasks
   // (waiting for a slow commit), but not while the worker holds nothing.
   std::vector<std::size_t> leased;
-  for (std::size_t offset = 0;; offset += 1000) {
-    auto page =
-        q.list({.queue = queue, .status = TaskStatus::running, .limit = 1000, .offset = offset});
-    if (!page) return failed(r, problem("list (tasks held at the kill)", page.error()));
-    for (const auto& t : page.value()) leased.push_back(t.params.value("i", std::size_t{0}));
-    if (page.value().size() < 1000) break;
+  if (auto e = for_each_task(
+          q, {.queue = queue, .status = TaskStatus::running},
+          [&](const Task& t) { leased.push_back(t.params.value("i", std::size_t{0})); });
+      !e) {
+    return failed(r, problem("list (tasks held at the kill)", e.error()));
   }
 
   const pid_t second_child = spawn_child(o, queue, runs_file);
@@ -630,39 +639,30 @@ Result crash_workload(Queue& q, const Options& o, const std::string& queue) {
   // Finished twice = a success recorded twice by the backend, which fencing must prevent.
   std::size_t finished_twice = 0;
   std::optional<std::error_code> history_error;
-  for (std::size_t offset = 0;; offset += 1000) {
-    auto page = q.list({.queue = queue, .limit = 1000, .offset = offset});
-    if (!page) {
-      history_error = page.error();
-      break;
-    }
-    for (const auto& t : page.value()) {
-      const auto successes = std::count_if(t.history.begin(), t.history.end(),
-                                           [](const auto& a) { return a.decision == "succeeded"; });
-      finished_twice += successes > 1 ? 1 : 0;
-    }
-    if (page.value().size() < 1000) break;
+  if (auto e = for_each_task(q, {.queue = queue},
+                             [&](const Task& t) {
+                               const auto successes = std::count_if(
+                                   t.history.begin(), t.history.end(),
+                                   [](const auto& a) { return a.decision == "succeeded"; });
+                               finished_twice += successes > 1 ? 1 : 0;
+                             });
+      !e) {
+    history_error = e.error();
   }
   // Recovery: from the kill to the last run, after it, of a task the killed worker held. A task
   // whose handler was running must run again; one whose handler had completed may not need to
   // (its outcome may still have been recorded: a commit the server received before the kill).
-  json recovery;
-  bool all_recovered = true;
-  std::int64_t latest = kill_ms;
-  const auto done_after_kill = [&](std::size_t i) -> std::optional<std::int64_t> {
+  // Runs stamped in the kill's own millisecond do not count as after it.
+  const auto done_after_kill = [&](std::size_t i) -> std::int64_t {
     auto it = last_done.find(i);
-    if (it == last_done.end() || it->second <= kill_ms) return std::nullopt;
-    return it->second;
+    return it == last_done.end() || it->second <= kill_ms ? 0 : it->second;
   };
-  bool any_ran_again = false;
-  for (auto i : leased) {
-    if (auto at = done_after_kill(i)) {
-      latest = std::max(latest, *at);
-      any_ran_again = true;
-    }
-  }
-  for (auto i : in_flight) all_recovered = all_recovered && done_after_kill(i).has_value();
-  if (any_ran_again && all_recovered) {
+  std::int64_t latest = kill_ms;  // stays kill_ms while no held task ran after the kill
+  for (auto i : leased) latest = std::max(latest, done_after_kill(i));
+  const bool all_recovered = std::all_of(in_flight.begin(), in_flight.end(),
+                                         [&](std::size_t i) { return done_after_kill(i) > 0; });
+  json recovery;
+  if (latest > kill_ms && all_recovered) {
     recovery = round_to(static_cast<double>(latest - kill_ms) / 1000.0, 3);
   }
   const std::size_t lost = n - std::min(n, succeeded);
