@@ -21,7 +21,8 @@ void read_reply(const redisReply& r) {
     for (std::size_t i = 0; i < r.elements; ++i) (void)midas::detail::string_of(*r.element[i]);
   }
   std::string token;
-  auto task = midas::detail::parse_task(r, &token);
+  (void)midas::detail::parse_task(r, "q");  // the hash must carry its seq
+  auto task = midas::detail::parse_task(r, "q", "1", &token);
   if (task) {
     // What the backend does next with a task it read: hand it out as JSON.
     const nlohmann::json j = task.value();

@@ -217,7 +217,7 @@ class RedisQueue final : public Queue {
         if (arr->elements > n) return errc::protocol_error;
         for (std::size_t i = 0; i < arr->elements; ++i) {
           // The script returns each task as it was before the lease; apply the lease here.
-          MIDAS_TRY(task, parse_task(*arr->element[i], nullptr));
+          MIDAS_TRY(task, parse_task(*arr->element[i], queue));
           task.status = TaskStatus::running;
           task.attempt += 1;
           task.updated_at = from_us(now);
@@ -369,17 +369,19 @@ class RedisQueue final : public Queue {
     if (limit == 0) return out;
     const std::int64_t now = to_us(clock_.now());
     std::vector<RedisCommand> commands;
+    std::vector<std::string_view> scanned;  // the queue of each command
     for (const auto& queue : queues) {
       if (!is_valid_name(queue)) continue;
       commands.push_back(eval(Script::expired, queue, now, {std::to_string(limit)}));
+      scanned.push_back(queue);
     }
     if (commands.empty()) return out;
     MIDAS_TRY(replies, call(commands, OnLost::retry));
-    for (const auto& reply : replies) {
-      MIDAS_TRY(arr, array_reply(*reply));
+    for (std::size_t q = 0; q < replies.size(); ++q) {
+      MIDAS_TRY(arr, array_reply(*replies[q]));
       for (std::size_t i = 0; i < arr->elements; ++i) {
         std::string token;
-        MIDAS_TRY(task, parse_task(*arr->element[i], &token));
+        MIDAS_TRY(task, parse_task(*arr->element[i], scanned[q], {}, &token));
         if (!task.lease_expires_at) return errc::protocol_error;
         Lease lease{task.id, std::move(token), task.lease_owner.value_or(""),
                     *task.lease_expires_at};
@@ -460,7 +462,7 @@ class RedisQueue final : public Queue {
     if (!parsed) return errc::task_not_found;
     MIDAS_TRY(reply, call1({"HGETALL", task_key(parsed->queue, parsed->seq)}, OnLost::retry));
     MIDAS_TRYV(check(*reply));
-    return parse_task(*reply);
+    return parse_task(*reply, parsed->queue, parsed->seq);
   }
 
   result<std::vector<Task>> list(const ListFilter& filter) override {
@@ -557,9 +559,10 @@ class RedisQueue final : public Queue {
       gets.push_back({"HGETALL", task_key(queues[q], std::to_string(seq))});
     }
     MIDAS_TRY(replies, call(gets, OnLost::retry));
-    for (const auto& reply : replies) {
-      MIDAS_TRYV(check(*reply));
-      auto task = parse_task(*reply);
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+      const redisReply& reply = *replies[i];
+      MIDAS_TRYV(check(reply));
+      auto task = parse_task(reply, queues[picked[i].first], std::to_string(picked[i].second));
       if (!task && task.error() == errc::task_not_found) continue;  // pruned meanwhile
       if (!task) return task.error();
       out.push_back(std::move(task).value());
@@ -802,7 +805,7 @@ class RedisQueue final : public Queue {
     args.emplace_back(to_string(s.status));
     args.push_back(std::to_string(to_us(s.run_at)));
     args.emplace_back(s.counts_attempt ? "1" : "0");
-    args.push_back(dump(record));
+    args.push_back("[" + dump(record) + "]");  // an array of one: see the settle script
   }
 
   // What the settle script answered: 0 recorded, 1 fenced out. After a resend (the first reply

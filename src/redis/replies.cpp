@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "redis/replies.hpp"
 
+#include <algorithm>
+
 #include "redis/errors.hpp"
 
 namespace midas::detail {
@@ -34,7 +36,8 @@ std::optional<std::string_view> string_of(const redisReply& r) noexcept {
 }
 
 // A task hash as a Task; `token` receives the lease token, if any.
-result<Task> parse_task(const redisReply& r, std::string* token) {
+result<Task> parse_task(const redisReply& r, std::string_view queue, std::string_view seq,
+                        std::string* token) {
   MIDAS_TRY(f, Fields::from(r));
   if (f.empty()) return errc::task_not_found;
   bool bad = false;
@@ -66,9 +69,16 @@ result<Task> parse_task(const redisReply& r, std::string* token) {
     return j;
   };
 
+  auto field_or = [&](std::string_view name, std::string_view where) -> std::string_view {
+    auto v = f.get(name);
+    if (v) return *v;
+    if (where.empty()) bad = true;
+    return where;
+  };
+
   Task t;
-  t.queue = std::string{field("queue")};
-  t.id = t.queue + "/" + std::string{field("seq")};
+  t.queue = std::string{field_or("queue", queue)};
+  t.id = t.queue + "/" + std::string{field_or("seq", seq)};
   t.type = std::string{field("type")};
   t.params = document(field("params"));
   auto status = parse_task_status(field("status"));
@@ -83,8 +93,9 @@ result<Task> parse_task(const redisReply& r, std::string* token) {
   t.run_at = time(parse_int(field("run_at")));
   if (auto key = f.get("unique_key")) t.unique_key = std::string{*key};
   t.created_at = time(parse_int(field("created_at")));
-  t.updated_at = time(parse_int(field("updated_at")));
   t.finished_at = maybe_time("finished_at");
+  t.updated_at = std::max({t.created_at, maybe_time("updated_at").value_or(t.created_at),
+                           t.finished_at.value_or(t.created_at)});
   // A task keeps its last lease after it settles (one write fewer per task); it means something
   // only while the task runs. The lease is `lease` = "<deadline> <token> <owner>", or, for a task
   // leased under the first layout, the fields token, lease_expires_at and lease_owner: while
@@ -109,7 +120,7 @@ result<Task> parse_task(const redisReply& r, std::string* token) {
     }
   }
   if (auto cp = f.get("checkpoint")) t.checkpoint = document(*cp);
-  const json history = document(f.get("history").value_or("[]"));  // written at enqueue
+  const json history = document(f.get("history").value_or("[]"));
   if (!bad) {
     try {
       t.history = history.get<std::vector<AttemptRecord>>();

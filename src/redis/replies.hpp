@@ -77,6 +77,13 @@ class Fields {
 /// A task hash (HGETALL, as an array or joined into one string) as a Task; `token` receives the
 /// lease token, if any. An empty hash is task_not_found; a field missing or out of range is
 /// protocol_error.
-[[nodiscard]] result<Task> parse_task(const redisReply& r, std::string* token = nullptr);
+///
+/// `queue` and `seq` are where the hash was read, for hashes of the compact layout, which leave
+/// out the fields `queue` and `seq` (the hash's own fields win where present; an empty `seq` means
+/// the hash must carry one). Such a hash also leaves out `updated_at` until the task first
+/// changes, and a settled task's `updated_at` is its `finished_at`: the task's updated_at is the
+/// latest of created_at, updated_at and finished_at.
+[[nodiscard]] result<Task> parse_task(const redisReply& r, std::string_view queue,
+                                      std::string_view seq = {}, std::string* token = nullptr);
 
 }  // namespace midas::detail

@@ -108,7 +108,10 @@ local function held(tk, f, token)
   local a = string.find(f_lease, ' ', 1, true)
   if not a then return nil end
   local b = string.find(f_lease, ' ', a + 1, true)
-  if not b or string.sub(f_lease, a + 1, b - 1) ~= token then return nil end
+  -- Compared in place: a substring would be one more string for Lua to make and hash.
+  if not b or b - a - 1 ~= #token or string.find(f_lease, token, a + 1, true) ~= a + 1 then
+    return nil
+  end
   return string.sub(f_lease, 1, a - 1), a
 end
 -- Frees the task's unique key if the task holds it.
@@ -162,11 +165,13 @@ end
 
 /// The body of each script, after the prelude.
 inline constexpr std::array<std::string_view, script_count> script_body{
-    // enqueue: ARGV[3] queue name, ARGV[4] n, then n x (type, params, priority, run_at,
-    // max_attempts, unique_key or ''). Returns n x (seq, duplicate 0/1). The empty history is
-    // written although readers take a missing one as empty: workers of the first layout need it.
+    // enqueue: ARGV[3] queue name (unused since the compact layout), ARGV[4] n, then n x
+    // (type, params, priority, run_at, max_attempts, unique_key or ''). Returns n x (seq,
+    // duplicate 0/1). A new task's hash leaves out what readers derive: seq and queue (from its
+    // key), updated_at (created_at until the first change) and history (empty): each field a
+    // task carries costs Redis work at every claim and settle (see docs/backends.md).
     R"lua(
-local queue, n = ARGV[3], tonumber(ARGV[4])
+local n = tonumber(ARGV[4])
 local out, due = {}, 0
 -- Task numbers are reserved with one INCRBY for the rest of the batch when needed: one call per
 -- batch unless unique keys turn some tasks into duplicates (which leaves gaps; numbers are ids,
@@ -189,9 +194,8 @@ for i = 0, n - 1 do
     local seq = string.format('%.0f', next_seq)
     next_seq = next_seq + 1
     local tk = task_key(seq)
-    redis.call('HSET', tk, 'seq', seq, 'type', typ, 'queue', queue, 'params', params,
-      'status', 'pending', 'attempt', 0, 'max_attempts', max_attempts, 'priority', prio,
-      'run_at', run_at, 'created_at', now, 'updated_at', now, 'history', '[]')
+    redis.call('HSET', tk, 'type', typ, 'params', params, 'status', 'pending', 'attempt', 0,
+      'max_attempts', max_attempts, 'priority', prio, 'run_at', run_at, 'created_at', now)
     if ukey ~= '' then
       redis.call('HSET', tk, 'unique_key', ukey)
       redis.call('HSET', K_UNIQUE, ukey, seq)
@@ -209,7 +213,8 @@ return out
 )lua",
     // claim: ARGV[3] limit, ARGV[4] worker id, ARGV[5] lease deadline, ARGV[6..] one fresh token
     // per task. Moves due scheduled tasks to ready, then leases up to limit ready tasks.
-    // Returns, per leased task, its HGETALL array as it was *before* the lease: the client applies
+    // Returns, per leased task, its HGETALL array as it was *before* the lease, followed by
+    // 'seq', <seq> (the compact layout leaves seq out of the hash): the client applies
     // what the lease changed (status running, attempt + 1, the k-th token, owner, deadline,
     // updated_at = now), which saves a second read of the hash per task. The array goes joined
     // into one string, its elements separated by byte 31: Redis converts one string per task to
@@ -226,6 +231,10 @@ for _, seq in ipairs(due) do
 end
 local out = {}
 if limit <= 0 then return out end
+-- The next attempt as a string, without Lua's float formatting in the common cases.
+local next_attempt = {['0'] = '1', ['1'] = '2', ['2'] = '3'}
+-- The fields the loop below looks at: one table lookup per field instead of six comparisons.
+local watched = {status = 1, attempt = 2, unique_key = 3, lease = 3, lease_owner = 3, token = 4}
 -- The lowest scores first, equal scores in member order: priority, then run_at, then seq.
 local popped = redis.call('ZPOPMIN', K_READY, limit)
 for i = 1, #popped, 2 do
@@ -234,14 +243,13 @@ for i = 1, #popped, 2 do
   local h = redis.call('HGETALL', tk)
   local status, attempt, legacy, joinable = nil, nil, nil, true
   for j = 1, #h, 2 do
-    local field = h[j]
-    if field == 'status' then
+    local kind = watched[h[j]]
+    if kind == 1 then
       status = h[j + 1]
-    elseif field == 'attempt' then
+    elseif kind == 2 then
       attempt = h[j + 1]
-    elseif field == 'unique_key' or field == 'lease' or field == 'lease_owner' or
-        field == 'token' then
-      legacy = legacy or field == 'token'
+    elseif kind then
+      legacy = legacy or kind == 4
       if string.find(h[j + 1], '\31', 1, true) then joinable = false end
     end
   end
@@ -249,9 +257,12 @@ for i = 1, #popped, 2 do
     count_later(status, -1)
     count_later('running', 1)
     if legacy then redis.call('HDEL', tk, 'token', 'lease_owner', 'lease_expires_at') end
-    redis.call('HSET', tk, 'status', 'running', 'attempt', (tonumber(attempt) or 0) + 1, 'lease',
+    redis.call('HSET', tk, 'status', 'running', 'attempt',
+      next_attempt[attempt] or string.format('%d', (tonumber(attempt) or 0) + 1), 'lease',
       deadline .. ' ' .. ARGV[6 + #out] .. ' ' .. worker, 'updated_at', now)
     gather(later_zadd, K_RUNNING, deadline, seq)
+    h[#h + 1] = 'seq'
+    h[#h + 1] = seq
     if joinable then out[#out + 1] = table.concat(h, '\31') else out[#out + 1] = h end
   end
 end
@@ -284,9 +295,11 @@ end
 return lost
 )lua",
     // settle: ARGV[3] rescuing 1/0 (an outcome applies only while its lease is expired), then
-    // groups of 6: seq, token, new status, run_at (retrying), counts_attempt 1/0, history record
-    // (JSON). Each group is fenced on its own. Returns one code per group: 0, or 1 for a lost
-    // lease.
+    // groups of 6: seq, token, new status, run_at (retrying), counts_attempt 1/0, the history
+    // record as a JSON array of one (so that a first record is stored as it comes, without a
+    // string made in Lua). Each group is fenced on its own. Returns one code per group: 0, or 1
+    // for a lost lease. A finished task's updated_at is its finished_at; readers take the later
+    // of the two, so settle writes one.
     R"lua(
 local rescuing = ARGV[3]
 local out, due = {}, 0
@@ -301,9 +314,9 @@ for i = 4, #ARGV - 5, 6 do
   else
     local history = f[4]
     if not history or history == '' or history == '[]' then
-      history = '[' .. record .. ']'
+      history = record
     else
-      history = string.sub(history, 1, -2) .. ',' .. record .. ']'
+      history = string.sub(history, 1, -2) .. ',' .. string.sub(record, 2)
     end
     -- Written only when it changes (a snooze gives the attempt back).
     local attempt = {}
@@ -320,8 +333,8 @@ for i = 4, #ARGV - 5, 6 do
       local priority = redis.call('HGET', tk, 'priority') or '0'
       due = due + file_waiting_later(seq, priority, run_at)
     else
-      redis.call('HSET', tk, 'status', status, 'finished_at', now, 'updated_at', now,
-        'history', history, unpack(attempt))
+      redis.call('HSET', tk, 'status', status, 'finished_at', now, 'history', history,
+        unpack(attempt))
       if f[5] and redis.call('HGET', K_UNIQUE, f[5]) == seq then
         redis.call('HDEL', K_UNIQUE, f[5])
       end
@@ -351,14 +364,18 @@ redis.call('HSET', tk, 'updated_at', now)
 return 0
 )lua",
     // expired (read only): ARGV[3] limit. Running tasks whose deadline < now, oldest first, as
-    // HGETALL arrays.
+    // HGETALL arrays followed by 'seq', <seq>.
     R"lua(
 local seqs = redis.call('ZRANGEBYSCORE', K_RUNNING, '-inf', '(' .. now, 'LIMIT', 0,
   tonumber(ARGV[3]))
 local out = {}
 for _, seq in ipairs(seqs) do
   local t = redis.call('HGETALL', task_key(seq))
-  if #t > 0 then out[#out + 1] = t end
+  if #t > 0 then
+    t[#t + 1] = 'seq'
+    t[#t + 1] = seq
+    out[#out + 1] = t
+  end
 end
 return out
 )lua",

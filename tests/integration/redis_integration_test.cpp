@@ -279,6 +279,75 @@ TEST_SUITE("redis integration") {
     REQUIRE(f.queue->settle(takeover, Settlement{}));
   }
 
+  TEST_CASE("a new task's hash holds only what cannot be derived, and reads back whole" *
+            doctest::skip(no_redis())) {
+    // The compact layout (docs/backends.md): no seq, queue, updated_at or history at enqueue;
+    // a settle that finishes a task writes finished_at and not updated_at.
+    Fixture f{*rt::test_url()};
+    auto first = f.queue->enqueue(job(1));
+    REQUIRE(first);
+    const std::string id = first.value().id;
+    const std::string key = "{" + f.prefix + ":default}:task:" + id.substr(id.find('/') + 1);
+    rt::RawRedis raw{f.url};
+    const auto field_names = [&] {
+      std::set<std::string> names;
+      auto r = raw.command({"HKEYS", key});
+      REQUIRE(r);
+      for (std::size_t i = 0; i < r->elements; ++i) names.emplace(r->element[i]->str);
+      return names;
+    };
+    CHECK(field_names() == std::set<std::string>{"type", "params", "status", "attempt",
+                                                 "max_attempts", "priority", "run_at",
+                                                 "created_at"});
+    auto waiting = f.queue->get(id);
+    REQUIRE(waiting);
+    CHECK(waiting.value().id == id);
+    CHECK(waiting.value().queue == "default");
+    CHECK(waiting.value().updated_at == waiting.value().created_at);
+    CHECK(waiting.value().history.empty());
+
+    auto claimed =
+        f.queue->claim({.queues = {"default"}, .limit = 1, .worker_id = "w", .lease = 8s});
+    REQUIRE(claimed);
+    REQUIRE(claimed.value().size() == 1);
+    CHECK(claimed.value()[0].task.id == id);
+    CHECK(claimed.value()[0].task.queue == "default");
+    auto running = f.queue->get(id);
+    REQUIRE(running);
+    CHECK(running.value().status == TaskStatus::running);
+    CHECK(running.value().updated_at == claimed.value()[0].task.updated_at);
+    auto expired = f.queue->expired(std::vector<std::string>{"default"}, 10);
+    REQUIRE(expired);
+    CHECK(expired.value().empty());  // its lease holds
+
+    Settlement success;
+    success.record.attempt = 1;
+    success.record.decision = "succeeded";
+    REQUIRE(f.queue->settle(claimed.value()[0].lease, success));
+    auto done = f.queue->get(id);
+    REQUIRE(done);
+    CHECK(done.value().status == TaskStatus::succeeded);
+    REQUIRE(done.value().finished_at.has_value());
+    CHECK(done.value().updated_at == *done.value().finished_at);
+    CHECK(done.value().updated_at > running.value().updated_at);
+    REQUIRE(done.value().history.size() == 1);
+    CHECK(done.value().history[0].decision == "succeeded");
+    CHECK(done.value().history[0].attempt == 1);
+    CHECK_FALSE(field_names().contains("seq"));
+
+    // A hash of an earlier layout, which carries seq, queue and updated_at, is read as it says.
+    (void)raw.command(
+        {"HSET", key, "seq", "12345", "queue", "elsewhere", "updated_at", "4102444800000000"});
+    auto older = f.queue->get(id);
+    REQUIRE(older);
+    CHECK(older.value().id == "elsewhere/12345");
+    CHECK(older.value().updated_at == TimePoint{std::chrono::microseconds{4102444800000000}});
+    auto listed = f.queue->list({.queue = "default"});
+    REQUIRE(listed);
+    REQUIRE(listed.value().size() == 1);
+    CHECK(listed.value()[0].id == "elsewhere/12345");
+  }
+
   TEST_CASE("a claim that skips a stale ready entry gives each leased task its own token" *
             doctest::skip(no_redis())) {
     Fixture f{*rt::test_url()};

@@ -80,7 +80,7 @@ std::vector<std::string> task_hash(const std::string& run_at = "1795000000000000
 TEST_CASE("redis: a task hash reads back whole, with its lease token") {
   auto reply = parse_resp(hgetall(task_hash()));
   std::string token;
-  auto t = midas::detail::parse_task(*reply, &token);
+  auto t = midas::detail::parse_task(*reply, "mail", {}, &token);
   REQUIRE(t);
   CHECK(t.value().id == "mail/7");
   CHECK(t.value().type == "send-email");
@@ -99,7 +99,7 @@ TEST_CASE("redis: a settled task's leftover lease fields are not reported") {
   }
   fields.insert(fields.end(), {"finished_at", "1795000002000000"});
   std::string token = "unchanged";
-  auto t = midas::detail::parse_task(*parse_resp(hgetall(fields)), &token);
+  auto t = midas::detail::parse_task(*parse_resp(hgetall(fields)), "mail", {}, &token);
   REQUIRE(t);
   CHECK(t.value().status == midas::TaskStatus::succeeded);
   CHECK_FALSE(t.value().lease_owner.has_value());
@@ -121,11 +121,46 @@ std::vector<std::string> with_lease(std::vector<std::string> fields, const std::
   return out;
 }
 
+TEST_CASE("redis: a compact task hash takes seq and queue from where it was read") {
+  // Since the compact layout, enqueue leaves seq, queue, updated_at and history out of the hash.
+  auto fields = with_lease(task_hash(), "1795000008000000 tok-7 w1");
+  std::vector<std::string> compact;
+  for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+    if (fields[i] != "seq" && fields[i] != "queue" && fields[i] != "updated_at") {
+      compact.insert(compact.end(), {fields[i], fields[i + 1]});
+    }
+  }
+  auto t = midas::detail::parse_task(*parse_resp(hgetall(compact)), "jobs", "9");
+  REQUIRE(t);
+  CHECK(t.value().id == "jobs/9");
+  CHECK(t.value().queue == "jobs");
+  CHECK(t.value().updated_at == t.value().created_at);  // no change since the enqueue
+  CHECK(t.value().history.empty());
+  // Without a seq from the caller, the hash must carry one.
+  CHECK(midas::detail::parse_task(*parse_resp(hgetall(compact)), "jobs").error() ==
+        errc::protocol_error);
+  // A settled task's updated_at is its finished_at, which settle writes alone.
+  for (std::size_t i = 0; i + 1 < compact.size(); i += 2) {
+    if (compact[i] == "status") compact[i + 1] = "succeeded";
+  }
+  compact.insert(compact.end(),
+                 {"updated_at", "1795000001000000", "finished_at", "1795000002000000"});
+  auto done = midas::detail::parse_task(*parse_resp(hgetall(compact)), "jobs", "9");
+  REQUIRE(done);
+  CHECK(done.value().updated_at == midas::TimePoint{std::chrono::microseconds{1795000002000000}});
+  // The hash's own fields win over where it was read.
+  auto full = midas::detail::parse_task(*parse_resp(hgetall(task_hash())), "jobs", "9");
+  REQUIRE(full);
+  CHECK(full.value().id == "mail/7");
+  CHECK(full.value().updated_at == midas::TimePoint{std::chrono::microseconds{1795000000000001}});
+}
+
 TEST_CASE("redis: a lease in one field reads back as token, owner and deadline") {
   // The owner is last and may hold spaces; a task without history has none yet.
   std::string token;
   auto t = midas::detail::parse_task(
-      *parse_resp(hgetall(with_lease(task_hash(), "1795000008000000 tok-7 worker 1"))), &token);
+      *parse_resp(hgetall(with_lease(task_hash(), "1795000008000000 tok-7 worker 1"))), "mail", {},
+      &token);
   REQUIRE(t);
   CHECK(token == "tok-7");
   CHECK(t.value().lease_owner == std::optional<std::string>{"worker 1"});
@@ -141,7 +176,7 @@ TEST_CASE("redis: while a first-layout token field exists, it is the lease") {
   auto fields = task_hash();
   fields.insert(fields.end(), {"lease", "1795000001000000 stale-token newer"});
   std::string token;
-  auto t = midas::detail::parse_task(*parse_resp(hgetall(fields)), &token);
+  auto t = midas::detail::parse_task(*parse_resp(hgetall(fields)), "mail", {}, &token);
   REQUIRE(t);
   CHECK(token == "tok-7");
   CHECK(t.value().lease_owner == std::optional<std::string>{"w1"});
@@ -150,8 +185,8 @@ TEST_CASE("redis: while a first-layout token field exists, it is the lease") {
 TEST_CASE("redis: a running task with a malformed lease field is protocol_error") {
   for (const char* lease : {"", "1795000008000000", "1795000008000000 tok", "x tok w"}) {
     CAPTURE(lease);
-    CHECK(midas::detail::parse_task(*parse_resp(hgetall(with_lease(task_hash(), lease)))).error() ==
-          errc::protocol_error);
+    CHECK(midas::detail::parse_task(*parse_resp(hgetall(with_lease(task_hash(), lease))), "mail")
+              .error() == errc::protocol_error);
   }
 }
 
@@ -163,15 +198,16 @@ TEST_CASE(
   for (const auto& fields : {task_hash("9223372036854775807"), task_hash("-9223372036854775808"),
                              task_hash("12x"), task_hash("1795000000000000", "99999999999")}) {
     auto reply = parse_resp(hgetall(fields));
-    CHECK(midas::detail::parse_task(*reply).error() == errc::protocol_error);
+    CHECK(midas::detail::parse_task(*reply, "mail").error() == errc::protocol_error);
   }
   auto missing = task_hash();
   missing.erase(missing.begin(), missing.begin() + 2);  // no "seq"
-  CHECK(midas::detail::parse_task(*parse_resp(hgetall(missing))).error() == errc::protocol_error);
-  CHECK(midas::detail::parse_task(*parse_resp("*1\r\n$1\r\na\r\n")).error() ==
+  CHECK(midas::detail::parse_task(*parse_resp(hgetall(missing)), "mail").error() ==
         errc::protocol_error);
-  CHECK(midas::detail::parse_task(*parse_resp(":5\r\n")).error() == errc::protocol_error);
-  CHECK(midas::detail::parse_task(*parse_resp("*0\r\n")).error() == errc::task_not_found);
+  CHECK(midas::detail::parse_task(*parse_resp("*1\r\n$1\r\na\r\n"), "mail").error() ==
+        errc::protocol_error);
+  CHECK(midas::detail::parse_task(*parse_resp(":5\r\n"), "mail").error() == errc::protocol_error);
+  CHECK(midas::detail::parse_task(*parse_resp("*0\r\n"), "mail").error() == errc::task_not_found);
 }
 
 // The claim script joins a task's HGETALL array into one string, elements separated by byte 31.
@@ -193,8 +229,8 @@ TEST_CASE("redis: a task hash joined into one string reads back as the array doe
        "unique_key", ""});
   std::string token_a;
   std::string token_j;
-  auto a = midas::detail::parse_task(*parse_resp(hgetall(fields)), &token_a);
-  auto j = midas::detail::parse_task(*parse_resp(joined(fields)), &token_j);
+  auto a = midas::detail::parse_task(*parse_resp(hgetall(fields)), "mail", {}, &token_a);
+  auto j = midas::detail::parse_task(*parse_resp(joined(fields)), "mail", {}, &token_j);
   REQUIRE(a);
   REQUIRE(j);
   CHECK(nlohmann::json(j.value()) == nlohmann::json(a.value()));
@@ -207,9 +243,12 @@ TEST_CASE("redis: a task hash joined into one string reads back as the array doe
 TEST_CASE("redis: a joined task hash with a field left without its value is protocol_error") {
   auto fields = task_hash();
   fields.pop_back();  // "history" without a value
-  CHECK(midas::detail::parse_task(*parse_resp(joined(fields))).error() == errc::protocol_error);
-  CHECK(midas::detail::parse_task(*parse_resp("$4\r\nseq7\r\n")).error() == errc::protocol_error);
-  CHECK(midas::detail::parse_task(*parse_resp("$0\r\n\r\n")).error() == errc::protocol_error);
+  CHECK(midas::detail::parse_task(*parse_resp(joined(fields)), "mail").error() ==
+        errc::protocol_error);
+  CHECK(midas::detail::parse_task(*parse_resp("$4\r\nseq7\r\n"), "mail").error() ==
+        errc::protocol_error);
+  CHECK(midas::detail::parse_task(*parse_resp("$0\r\n\r\n"), "mail").error() ==
+        errc::protocol_error);
 }
 
 // ---- Postgres ----
