@@ -69,16 +69,15 @@ result<Task> parse_task(const redisReply& r, std::string_view queue, std::string
     return j;
   };
 
-  auto field_or = [&](std::string_view name, std::string_view where) -> std::string_view {
-    auto v = f.get(name);
-    if (v) return *v;
-    if (where.empty()) bad = true;
-    return where;
+  // Where the hash was read wins: an id made from it is one `get` can find again.
+  auto where_or_field = [&](std::string_view where, std::string_view name) -> std::string_view {
+    if (!where.empty()) return where;
+    return field(name);
   };
 
   Task t;
-  t.queue = std::string{field_or("queue", queue)};
-  t.id = t.queue + "/" + std::string{field_or("seq", seq)};
+  t.queue = std::string{where_or_field(queue, "queue")};
+  t.id = t.queue + "/" + std::string{where_or_field(seq, "seq")};
   t.type = std::string{field("type")};
   t.params = document(field("params"));
   auto status = parse_task_status(field("status"));

@@ -78,11 +78,11 @@ class Fields {
 /// lease token, if any. An empty hash is task_not_found; a field missing or out of range is
 /// protocol_error.
 ///
-/// `queue` and `seq` are where the hash was read, for hashes of the compact layout, which leave
-/// out the fields `queue` and `seq` (the hash's own fields win where present; an empty `seq` means
-/// the hash must carry one). Such a hash also leaves out `updated_at` until the task first
-/// changes, and a settled task's `updated_at` is its `finished_at`: the task's updated_at is the
-/// latest of created_at, updated_at and finished_at.
+/// `queue` and `seq` are where the hash was read (its key), needed for hashes of the compact
+/// layout, which leave out the fields `queue` and `seq`; where given they win over the hash's own
+/// fields. An empty `queue` or `seq` means the hash must carry that field. Such a hash also leaves
+/// out `updated_at` until the task first changes, and a settled task's `updated_at` is its
+/// `finished_at`: the task's updated_at is the latest of created_at, updated_at and finished_at.
 [[nodiscard]] result<Task> parse_task(const redisReply& r, std::string_view queue,
                                       std::string_view seq = {}, std::string* token = nullptr);
 

@@ -148,11 +148,15 @@ TEST_CASE("redis: a compact task hash takes seq and queue from where it was read
   auto done = midas::detail::parse_task(*parse_resp(hgetall(compact)), "jobs", "9");
   REQUIRE(done);
   CHECK(done.value().updated_at == midas::TimePoint{std::chrono::microseconds{1795000002000000}});
-  // The hash's own fields win over where it was read.
+  // Where the hash was read wins over the hash's own seq and queue, so that the id is one `get`
+  // finds again; without it, an older hash's fields are read.
   auto full = midas::detail::parse_task(*parse_resp(hgetall(task_hash())), "jobs", "9");
   REQUIRE(full);
-  CHECK(full.value().id == "mail/7");
+  CHECK(full.value().id == "jobs/9");
   CHECK(full.value().updated_at == midas::TimePoint{std::chrono::microseconds{1795000000000001}});
+  auto older = midas::detail::parse_task(*parse_resp(hgetall(task_hash())), "", "");
+  REQUIRE(older);
+  CHECK(older.value().id == "mail/7");
 }
 
 TEST_CASE("redis: a lease in one field reads back as token, owner and deadline") {
