@@ -152,7 +152,7 @@ class RedisQueue final : public Queue {
     for (const auto& [queue, indexes] : by_queue) {
       std::size_t i = 0;
       while (i < indexes.size()) {
-        std::vector<std::string> args{queue, ""};
+        std::vector<std::string> args{""};  // the count, filled in below
         std::vector<std::size_t> chunk;
         std::size_t bytes = 0;
         while (i < indexes.size() && chunk.size() < max_enqueue_per_call &&
@@ -170,7 +170,7 @@ class RedisQueue final : public Queue {
           chunk.push_back(indexes[i]);
           ++i;
         }
-        args[1] = std::to_string(chunk.size());
+        args[0] = std::to_string(chunk.size());
         commands.push_back(eval(Script::enqueue, queue, now, std::move(args)));
         chunks.push_back(std::move(chunk));
       }

@@ -165,20 +165,19 @@ end
 
 /// The body of each script, after the prelude.
 inline constexpr std::array<std::string_view, script_count> script_body{
-    // enqueue: ARGV[3] queue name (unused since the compact layout), ARGV[4] n, then n x
-    // (type, params, priority, run_at, max_attempts, unique_key or ''). Returns n x (seq,
-    // duplicate 0/1). A new task's hash leaves out what readers derive: seq and queue (from its
+    // enqueue: ARGV[3] n, then n x (type, params, priority, run_at, max_attempts, unique_key or
+    // ''). Returns n x (seq, duplicate 0/1). A new task's hash leaves out what readers derive: seq and queue (from its
     // key), updated_at (created_at until the first change) and history (empty): each field a
     // task carries costs Redis work at every claim and settle (see docs/backends.md).
     R"lua(
-local n = tonumber(ARGV[4])
+local n = tonumber(ARGV[3])
 local out, due = {}, 0
 -- Task numbers are reserved with one INCRBY for the rest of the batch when needed: one call per
 -- batch unless unique keys turn some tasks into duplicates (which leaves gaps; numbers are ids,
 -- not counts).
 local next_seq, last_seq = 1, 0
 for i = 0, n - 1 do
-  local o = 5 + i * 6
+  local o = 4 + i * 6
   local typ, params, prio, run_at, max_attempts, ukey =
     ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
   local existing = false
