@@ -20,6 +20,12 @@ void read_reply(const redisReply& r) {
   if (auto a = midas::detail::array_reply(r)) {
     for (std::size_t i = 0; i < r.elements; ++i) (void)midas::detail::string_of(*r.element[i]);
   }
+  if (auto member = midas::detail::string_of(r)) {
+    if (auto task = midas::detail::parse_ready_member(*member, "q")) {
+      (void)nlohmann::json(task.value())
+          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+  }
   std::string token;
   (void)midas::detail::parse_task(r, "q");  // the hash must carry its seq
   auto task = midas::detail::parse_task(r, "q", "1", &token);

@@ -158,14 +158,13 @@ class RedisQueue final : public Queue {
         while (i < indexes.size() && chunk.size() < max_enqueue_per_call &&
                (chunk.empty() || bytes < max_enqueue_bytes_per_call)) {
           const TaskSpec& s = specs[indexes[i]];
-          std::string params = dump(s.params);
-          bytes += params.size();
-          args.push_back(s.type);
-          args.push_back(std::move(params));
+          std::string d = detail::pack_data(
+              s.priority, s.max_attempts > 0 ? s.max_attempts : default_max_attempts, now, s.type,
+              dump(s.params));
+          bytes += d.size();
+          args.push_back(std::move(d));
           args.push_back(std::to_string(s.priority));
           args.push_back(std::to_string(to_us(s.run_at.value_or(from_us(now) + s.delay))));
-          args.push_back(
-              std::to_string(s.max_attempts > 0 ? s.max_attempts : default_max_attempts));
           args.push_back(s.unique_key.value_or(""));
           chunk.push_back(indexes[i]);
           ++i;
@@ -216,8 +215,13 @@ class RedisQueue final : public Queue {
         MIDAS_TRY(arr, array_reply(*reply));
         if (arr->elements > n) return errc::protocol_error;
         for (std::size_t i = 0; i < arr->elements; ++i) {
-          // The script returns each task as it was before the lease; apply the lease here.
-          MIDAS_TRY(task, parse_task(*arr->element[i], queue));
+          // The script returns each task as it was before the lease, as its ready member or its
+          // hash (see scripts.hpp); apply the lease here.
+          const redisReply& r = *arr->element[i];
+          const bool member =
+              r.type == REDIS_REPLY_STRING && r.len > 0 && r.str[0] >= '0' && r.str[0] <= '9';
+          MIDAS_TRY(task,
+                    member ? detail::parse_ready_member(text(r), queue) : parse_task(r, queue));
           task.status = TaskStatus::running;
           task.attempt += 1;
           task.updated_at = from_us(now);
@@ -805,7 +809,10 @@ class RedisQueue final : public Queue {
     args.emplace_back(to_string(s.status));
     args.push_back(std::to_string(to_us(s.run_at)));
     args.emplace_back(s.counts_attempt ? "1" : "0");
-    args.push_back("[" + dump(record) + "]");  // an array of one: see the settle script
+    std::string one = "[";  // an array of one: see the settle script
+    one += dump(record);
+    one += ']';
+    args.push_back(std::move(one));
   }
 
   // What the settle script answered: 0 recorded, 1 fenced out. After a resend (the first reply

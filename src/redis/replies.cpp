@@ -2,6 +2,7 @@
 #include "redis/replies.hpp"
 
 #include <algorithm>
+#include <array>
 
 #include "redis/errors.hpp"
 
@@ -33,6 +34,87 @@ result<const redisReply*> array_reply(const redisReply& r) {
 std::optional<std::string_view> string_of(const redisReply& r) noexcept {
   if (r.type == REDIS_REPLY_STRING || r.type == REDIS_REPLY_STATUS) return text(r);
   return std::nullopt;
+}
+
+std::string pack_data(int priority, int max_attempts, std::int64_t created_at_us,
+                      std::string_view type, std::string_view params) {
+  std::string d = std::to_string(priority);
+  d += data_separator;
+  d += std::to_string(max_attempts);
+  d += data_separator;
+  d += std::to_string(created_at_us);
+  d += data_separator;
+  d += type;
+  d += data_separator;
+  d += params;
+  return d;
+}
+
+namespace {
+
+struct Unpacked {
+  std::optional<int> priority;
+  std::optional<int> max_attempts;
+  std::optional<std::int64_t> created_at;
+  std::string_view type;
+  std::string_view params;
+};
+
+// The parts of a task's packed data; nullopt if it has fewer than five.
+std::optional<Unpacked> unpack_data(std::string_view d) {
+  std::array<std::string_view, 4> head;
+  for (auto& part : head) {
+    const auto end = d.find(data_separator);
+    if (end == std::string_view::npos) return std::nullopt;
+    part = d.substr(0, end);
+    d.remove_prefix(end + 1);
+  }
+  return Unpacked{narrow_int(parse_int(head[0])), narrow_int(parse_int(head[1])),
+                  parse_int(head[2]), head[3], d};
+}
+
+// Fills what packed data holds; false if any of it is malformed.
+bool fill_from_data(Task& t, std::string_view d) {
+  auto p = unpack_data(d);
+  if (!p || !p->priority || !p->max_attempts || !p->created_at || !fits_time(*p->created_at)) {
+    return false;
+  }
+  t.priority = *p->priority;
+  t.max_attempts = *p->max_attempts;
+  t.created_at = from_us(*p->created_at);
+  t.type = std::string{p->type};
+  t.params = json::parse(p->params, nullptr, false);
+  return !t.params.is_discarded();
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
+result<Task> parse_ready_member(std::string_view member, std::string_view queue) {
+  constexpr std::size_t run_at_digits = 17;
+  constexpr std::size_t seq_digits = 20;
+  constexpr std::size_t data_at = run_at_digits + 1 + seq_digits + 1;
+  if (member.size() < data_at || member[run_at_digits] != ':' || member[data_at - 1] != ':') {
+    return errc::protocol_error;
+  }
+  const std::string_view run_at = member.substr(0, run_at_digits);
+  std::string_view seq = member.substr(run_at_digits + 1, seq_digits);
+  if (!all_digits(run_at) || !all_digits(seq)) return errc::protocol_error;
+  seq.remove_prefix(std::min(seq.find_first_not_of('0'), seq.size() - 1));
+  const auto run_at_us = parse_int(run_at);
+  if (!run_at_us || !fits_time(*run_at_us)) return errc::protocol_error;
+  Task t;
+  if (!fill_from_data(t, member.substr(data_at))) return errc::protocol_error;
+  t.queue = std::string{queue};
+  t.id = t.queue + "/" + std::string{seq};
+  t.status = TaskStatus::pending;
+  t.attempt = 0;
+  t.run_at = from_us(*run_at_us);
+  t.updated_at = t.created_at;
+  return t;
 }
 
 // A task hash as a Task; `token` receives the lease token, if any.
@@ -78,8 +160,15 @@ result<Task> parse_task(const redisReply& r, std::string_view queue, std::string
   Task t;
   t.queue = std::string{where_or_field(queue, "queue")};
   t.id = t.queue + "/" + std::string{where_or_field(seq, "seq")};
-  t.type = std::string{field("type")};
-  t.params = document(field("params"));
+  if (auto d = f.get("d")) {
+    if (!fill_from_data(t, *d)) bad = true;
+  } else {
+    t.type = std::string{field("type")};
+    t.params = document(field("params"));
+    t.max_attempts = small("max_attempts");
+    t.priority = small("priority");
+    t.created_at = time(parse_int(field("created_at")));
+  }
   auto status = parse_task_status(field("status"));
   if (status) {
     t.status = status.value();
@@ -87,11 +176,8 @@ result<Task> parse_task(const redisReply& r, std::string_view queue, std::string
     bad = true;
   }
   t.attempt = small("attempt");
-  t.max_attempts = small("max_attempts");
-  t.priority = small("priority");
   t.run_at = time(parse_int(field("run_at")));
   if (auto key = f.get("unique_key")) t.unique_key = std::string{*key};
-  t.created_at = time(parse_int(field("created_at")));
   t.finished_at = maybe_time("finished_at");
   t.updated_at = std::max({t.created_at, maybe_time("updated_at").value_or(t.created_at),
                            t.finished_at.value_or(t.created_at)});

@@ -74,6 +74,20 @@ class Fields {
   std::vector<std::pair<std::string_view, std::string_view>> kv_;
 };
 
+/// Separates the parts of a task's packed data, the hash field `d`: "<priority>\x1e<max_attempts>
+/// \x1e<created_at>\x1e<type>\x1e<params>". None of the parts can hold the byte: numbers, a task
+/// type name and JSON text (whose control characters are escaped).
+inline constexpr char data_separator = '\x1e';
+
+/// A task's packed data (see data_separator), from its parts.
+[[nodiscard]] std::string pack_data(int priority, int max_attempts, std::int64_t created_at_us,
+                                    std::string_view type, std::string_view params);
+
+/// A ready member that carries the task's data, "<run_at:17 digits>:<seq:20 digits>:<d>", as the
+/// Task it stands for before its first lease: pending, attempt 0, no history (the claim script
+/// returns such members as they are). Anything else is protocol_error.
+[[nodiscard]] result<Task> parse_ready_member(std::string_view member, std::string_view queue);
+
 /// A task hash (HGETALL, as an array or joined into one string) as a Task; `token` receives the
 /// lease token, if any. An empty hash is task_not_found; a field missing or out of range is
 /// protocol_error.
@@ -83,6 +97,7 @@ class Fields {
 /// fields. An empty `queue` or `seq` means the hash must carry that field. Such a hash also leaves
 /// out `updated_at` until the task first changes, and a settled task's `updated_at` is its
 /// `finished_at`: the task's updated_at is the latest of created_at, updated_at and finished_at.
+/// A hash that has `d` takes type, params, priority, max_attempts and created_at from it.
 [[nodiscard]] result<Task> parse_task(const redisReply& r, std::string_view queue,
                                       std::string_view seq = {}, std::string* token = nullptr);
 

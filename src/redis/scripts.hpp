@@ -17,7 +17,8 @@ namespace midas::detail {
 
 /// The keys of one queue, in the order every script receives them.
 enum class QueueKey : std::size_t {
-  ready,      ///< ZSET, score priority, member "<run_at:17 digits>:<seq:20 digits>"
+  ready,      ///< ZSET, score priority, member "<run_at:17 digits>:<seq:20 digits>", or that
+              ///< followed by ":<d>" (the task's packed data, see the enqueue script)
   scheduled,  ///< ZSET, score run_at, member seq
   running,    ///< ZSET, score lease deadline, member seq
   finished,   ///< ZSET, score finished_at, member seq
@@ -64,10 +65,18 @@ local function ready_member(run_at, seq)
   if string.sub(run_at, 1, 1) == '-' then run_at = '0' end
   return pad(run_at, 17) .. ':' .. pad(seq, 20)
 end
+-- The seq in a ready member, plain or carrying the task's data after character 38.
 local function member_seq(m)
   local i = string.find(m, '[^0]', 19)  -- a third of the time of gsub('^0+', '')
-  if not i then return '0' end
-  return string.sub(m, i)
+  if not i or i > 38 then return '0' end
+  return string.sub(m, i, 38)
+end
+-- A task's priority: its own field (earlier layouts) or the first part of its packed data.
+local function priority_of(tk)
+  local f = redis.call('HMGET', tk, 'priority', 'd')
+  if f[1] then return f[1] end
+  if f[2] then return string.match(f[2], '^[^\30]*') end
+  return '0'
 end
 -- Files a pending or retrying task where claim finds it; 1 if it is due now.
 local function file_waiting(seq, priority, run_at)
@@ -165,10 +174,16 @@ end
 
 /// The body of each script, after the prelude.
 inline constexpr std::array<std::string_view, script_count> script_body{
-    // enqueue: ARGV[3] n, then n x (type, params, priority, run_at, max_attempts, unique_key or
-    // ''). Returns n x (seq, duplicate 0/1). A new task's hash leaves out what readers derive: seq and queue (from its
-    // key), updated_at (created_at until the first change) and history (empty): each field a
-    // task carries costs Redis work at every claim and settle (see docs/backends.md).
+    // enqueue: ARGV[3] n, then n x (d, priority, run_at, unique_key or ''), where d is the task's
+    // packed data, "<priority>\30<max_attempts>\30<created_at>\30<type>\30<params>" (none of
+    // them holds a byte 30: numbers, a task type name, JSON text), with created_at = ARGV[2].
+    // Returns n x (seq, duplicate 0/1).
+    //
+    // A new task's hash is d, status, attempt and run_at: what never changes is one field, and
+    // it leaves out what readers derive: seq and queue (from its key), updated_at (created_at
+    // until the first change) and history (empty). Each field costs Redis work at every claim
+    // and settle (see docs/backends.md). A task due now without a unique key whose d is at most
+    // 512 bytes has d in its ready member too, so a claim leases it without reading its hash.
     R"lua(
 local n = tonumber(ARGV[3])
 local out, due = {}, 0
@@ -177,9 +192,8 @@ local out, due = {}, 0
 -- not counts).
 local next_seq, last_seq = 1, 0
 for i = 0, n - 1 do
-  local o = 4 + i * 6
-  local typ, params, prio, run_at, max_attempts, ukey =
-    ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
+  local o = 4 + i * 4
+  local d, prio, run_at, ukey = ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3]
   local existing = false
   if ukey ~= '' then existing = redis.call('HGET', K_UNIQUE, ukey) end
   if existing then
@@ -193,15 +207,20 @@ for i = 0, n - 1 do
     local seq = string.format('%.0f', next_seq)
     next_seq = next_seq + 1
     local tk = task_key(seq)
-    redis.call('HSET', tk, 'type', typ, 'params', params, 'status', 'pending', 'attempt', 0,
-      'max_attempts', max_attempts, 'priority', prio, 'run_at', run_at, 'created_at', now)
+    redis.call('HSET', tk, 'd', d, 'status', 'pending', 'attempt', 0, 'run_at', run_at)
+    gather(later_zadd, K_ALL, seq, seq)
+    count_later('pending', 1)
     if ukey ~= '' then
       redis.call('HSET', tk, 'unique_key', ukey)
       redis.call('HSET', K_UNIQUE, ukey, seq)
+      due = due + file_waiting_later(seq, prio, run_at)
+    elseif #d <= 512 and #run_at <= 17 and tonumber(run_at) <= tonumber(now) and
+        string.sub(run_at, 1, 1) ~= '-' then
+      gather(later_zadd, K_READY, prio, ready_member(run_at, seq) .. ':' .. d)
+      due = due + 1
+    else
+      due = due + file_waiting_later(seq, prio, run_at)
     end
-    gather(later_zadd, K_ALL, seq, seq)
-    count_later('pending', 1)
-    due = due + file_waiting_later(seq, prio, run_at)
     out[#out + 1] = seq
     out[#out + 1] = 0
   end
@@ -212,33 +231,50 @@ return out
 )lua",
     // claim: ARGV[3] limit, ARGV[4] worker id, ARGV[5] lease deadline, ARGV[6..] one fresh token
     // per task. Moves due scheduled tasks to ready, then leases up to limit ready tasks.
-    // Returns, per leased task, its HGETALL array as it was *before* the lease, followed by
-    // 'seq', <seq> (the compact layout leaves seq out of the hash): the client applies
-    // what the lease changed (status running, attempt + 1, the k-th token, owner, deadline,
-    // updated_at = now), which saves a second read of the hash per task. The array goes joined
-    // into one string, its elements separated by byte 31: Redis converts one string per task to
-    // the reply instead of about 26, 5 % fewer instructions per claimed and settled task
-    // (callgrind). Only the values that may hold any byte are checked for it (a unique key, and
-    // a worker id in a lease); a task where one does goes back as the array.
+    // Returns one string or array per leased task, in two forms:
+    // - A task whose ready member carries its data (see enqueue) goes back as that member (it
+    //   starts with a digit). It was pending and never attempted, so the client knows the rest,
+    //   and its hash is not read: a quarter of Redis's work per claimed and settled task
+    //   (callgrind).
+    // - Any other task goes back as its HGETALL array as it was *before* the lease, followed by
+    //   'seq', <seq> (the hash leaves seq out): the client applies what the lease changed (status
+    //   running, attempt + 1, the k-th token, owner, deadline, updated_at = now), which saves a
+    //   second read of the hash. The array goes joined into one string, its elements separated
+    //   by byte 31 (it starts with a field name): Redis converts one string per task to the reply
+    //   instead of about 20. Only the values that may hold any byte are checked for it (a unique
+    //   key, and a worker id in a lease); a task where one does goes back as the array.
     R"lua(
 local limit, worker, deadline = tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local due = redis.call('ZRANGEBYSCORE', K_SCHED, '-inf', now, 'LIMIT', 0, 1000)
 for _, seq in ipairs(due) do
   redis.call('ZREM', K_SCHED, seq)
-  local f = redis.call('HMGET', task_key(seq), 'priority', 'run_at')
-  if f[1] and f[2] then redis.call('ZADD', K_READY, f[1], ready_member(f[2], seq)) end
+  local f = redis.call('HMGET', task_key(seq), 'priority', 'run_at', 'd')
+  local prio = f[1] or (f[3] and string.match(f[3], '^[^\30]*'))
+  if prio and f[2] then redis.call('ZADD', K_READY, prio, ready_member(f[2], seq)) end
 end
 local out = {}
 if limit <= 0 then return out end
 -- The next attempt as a string, without Lua's float formatting in the common cases.
 local next_attempt = {['0'] = '1', ['1'] = '2', ['2'] = '3'}
--- The fields the loop below looks at: one table lookup per field instead of six comparisons.
+-- The fields lease_read looks at: one table lookup per field instead of six comparisons.
 local watched = {status = 1, attempt = 2, unique_key = 3, lease = 3, lease_owner = 3, token = 4}
--- The lowest scores first, equal scores in member order: priority, then run_at, then seq.
-local popped = redis.call('ZPOPMIN', K_READY, limit)
-for i = 1, #popped, 2 do
-  local seq = member_seq(popped[i])
-  local tk = task_key(seq)
+local function lease(tk, seq, status, attempt)
+  count_later(status, -1)
+  count_later('running', 1)
+  redis.call('HSET', tk, 'status', 'running', 'attempt', attempt, 'lease',
+    deadline .. ' ' .. ARGV[6 + #out] .. ' ' .. worker, 'updated_at', now)
+  gather(later_zadd, K_RUNNING, deadline, seq)
+end
+-- A task whose member carries its data: only enqueue makes such a member, for a pending task
+-- never attempted, and a claim or cancel removes it. The status is checked all the same (a
+-- member an older release left behind, a hash deleted by hand).
+local function lease_known(m, tk, seq)
+  if redis.call('HGET', tk, 'status') ~= 'pending' then return nil end
+  lease(tk, seq, 'pending', '1')
+  return m
+end
+-- Any other task: read its hash.
+local function lease_read(tk, seq)
   local h = redis.call('HGETALL', tk)
   local status, attempt, legacy, joinable = nil, nil, nil, true
   for j = 1, #h, 2 do
@@ -252,18 +288,24 @@ for i = 1, #popped, 2 do
       if string.find(h[j + 1], '\31', 1, true) then joinable = false end
     end
   end
-  if status == 'pending' or status == 'retrying' then
-    count_later(status, -1)
-    count_later('running', 1)
-    if legacy then redis.call('HDEL', tk, 'token', 'lease_owner', 'lease_expires_at') end
-    redis.call('HSET', tk, 'status', 'running', 'attempt',
-      next_attempt[attempt] or string.format('%d', (tonumber(attempt) or 0) + 1), 'lease',
-      deadline .. ' ' .. ARGV[6 + #out] .. ' ' .. worker, 'updated_at', now)
-    gather(later_zadd, K_RUNNING, deadline, seq)
-    h[#h + 1] = 'seq'
-    h[#h + 1] = seq
-    if joinable then out[#out + 1] = table.concat(h, '\31') else out[#out + 1] = h end
-  end
+  if status ~= 'pending' and status ~= 'retrying' then return nil end
+  if legacy then redis.call('HDEL', tk, 'token', 'lease_owner', 'lease_expires_at') end
+  lease(tk, seq, status,
+    next_attempt[attempt] or string.format('%d', (tonumber(attempt) or 0) + 1))
+  h[#h + 1] = 'seq'
+  h[#h + 1] = seq
+  if joinable then return table.concat(h, '\31') end
+  return h
+end
+-- The lowest scores first, equal scores in member order: priority, then run_at, then seq.
+local popped = redis.call('ZPOPMIN', K_READY, limit)
+for i = 1, #popped, 2 do
+  local m = popped[i]
+  local seq = member_seq(m)
+  local tk = task_key(seq)
+  local leased
+  if #m > 38 then leased = lease_known(m, tk, seq) else leased = lease_read(tk, seq) end
+  if leased then out[#out + 1] = leased end
 end
 flush()
 return out
@@ -329,8 +371,7 @@ for i = 4, #ARGV - 5, 6 do
     if status == 'retrying' then
       redis.call('HSET', tk, 'status', 'retrying', 'run_at', run_at, 'updated_at', now,
         'history', history, unpack(attempt))
-      local priority = redis.call('HGET', tk, 'priority') or '0'
-      due = due + file_waiting_later(seq, priority, run_at)
+      due = due + file_waiting_later(seq, priority_of(tk), run_at)
     else
       redis.call('HSET', tk, 'status', status, 'finished_at', now, 'history', history,
         unpack(attempt))
@@ -382,11 +423,16 @@ return out
     R"lua(
 local seq = ARGV[3]
 local tk = task_key(seq)
-local f = redis.call('HMGET', tk, 'status', 'run_at')
+local f = redis.call('HMGET', tk, 'status', 'run_at', 'd')
 if not f[1] then return 1 end
 if f[1] == 'cancelled' then return 0 end
 if f[1] ~= 'pending' and f[1] ~= 'retrying' then return 2 end
-redis.call('ZREM', K_READY, ready_member(f[2], seq))
+local member = ready_member(f[2], seq)
+if f[3] then
+  redis.call('ZREM', K_READY, member, member .. ':' .. f[3])  -- either form (see enqueue)
+else
+  redis.call('ZREM', K_READY, member)
+end
 redis.call('ZREM', K_SCHED, seq)
 move_count(f[1], 'cancelled')
 finish(tk, seq, 'cancelled')
@@ -396,7 +442,7 @@ return 0
     R"lua(
 local seq = ARGV[3]
 local tk = task_key(seq)
-local f = redis.call('HMGET', tk, 'status', 'unique_key', 'priority')
+local f = redis.call('HMGET', tk, 'status', 'unique_key')
 if not f[1] then return 1 end
 if f[1] ~= 'failed' and f[1] ~= 'cancelled' then return 2 end
 if f[2] and redis.call('HEXISTS', K_UNIQUE, f[2]) == 1 then return 3 end
@@ -405,7 +451,7 @@ redis.call('HSET', tk, 'status', 'pending', 'attempt', 0, 'run_at', now, 'update
 redis.call('HDEL', tk, 'finished_at')
 if f[2] then redis.call('HSET', K_UNIQUE, f[2], seq) end
 redis.call('ZREM', K_FINISHED, seq)
-notify(file_waiting(seq, f[3], now))
+notify(file_waiting(seq, priority_of(tk), now))
 return 0
 )lua",
     // prune: ARGV[3] cutoff, [4] limit. Deletes finished tasks with finished_at < cutoff.
@@ -459,7 +505,8 @@ local max, count, status, typ = ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local seqs = redis.call('ZREVRANGEBYSCORE', K_ALL, max, '-inf', 'LIMIT', 0, count)
 local out = {}
 for _, seq in ipairs(seqs) do
-  local f = redis.call('HMGET', task_key(seq), 'status', 'type', 'created_at')
+  local f = redis.call('HMGET', task_key(seq), 'status', 'type', 'created_at', 'd')
+  if f[4] then f[3], f[2] = string.match(f[4], '^[^\30]*\30[^\30]*\30([^\30]*)\30([^\30]*)') end
   if f[1] and (status == '' or f[1] == status) and (typ == '' or f[2] == typ) then
     out[#out + 1] = seq
     out[#out + 1] = f[3]

@@ -281,8 +281,9 @@ TEST_SUITE("redis integration") {
 
   TEST_CASE("a new task's hash holds only what cannot be derived, and reads back whole" *
             doctest::skip(no_redis())) {
-    // The compact layout (docs/backends.md): no seq, queue, updated_at or history at enqueue;
-    // a settle that finishes a task writes finished_at and not updated_at.
+    // The packed layout (docs/backends.md): what never changes is one field, d; no seq, queue,
+    // updated_at or history at enqueue; a settle that finishes a task writes finished_at and not
+    // updated_at.
     Fixture f{*rt::test_url()};
     auto first = f.queue->enqueue(job(1));
     REQUIRE(first);
@@ -296,15 +297,25 @@ TEST_SUITE("redis integration") {
       for (std::size_t i = 0; i < r->elements; ++i) names.emplace(r->element[i]->str);
       return names;
     };
-    CHECK(field_names() == std::set<std::string>{"type", "params", "status", "attempt",
-                                                 "max_attempts", "priority", "run_at",
-                                                 "created_at"});
+    CHECK(field_names() == std::set<std::string>{"d", "status", "attempt", "run_at"});
     auto waiting = f.queue->get(id);
     REQUIRE(waiting);
     CHECK(waiting.value().id == id);
     CHECK(waiting.value().queue == "default");
+    CHECK(waiting.value().type == "job");
+    CHECK(waiting.value().params == json{{"i", 1}});
+    CHECK(waiting.value().max_attempts == default_max_attempts);
     CHECK(waiting.value().updated_at == waiting.value().created_at);
     CHECK(waiting.value().history.empty());
+    // Its ready member carries d, so the claim does not read the hash.
+    auto d = raw.command({"HGET", key, "d"});
+    auto ready = raw.command({"ZRANGE", "{" + f.prefix + ":default}:ready", "0", "-1"});
+    REQUIRE(d);
+    REQUIRE(ready);
+    REQUIRE(ready->elements == 1);
+    const std::string member{ready->element[0]->str, ready->element[0]->len};
+    CHECK(member.size() == 39 + d->len);
+    CHECK(member.substr(39) == std::string{d->str, d->len});
 
     auto claimed =
         f.queue->claim({.queues = {"default"}, .limit = 1, .worker_id = "w", .lease = 8s});
@@ -316,6 +327,8 @@ TEST_SUITE("redis integration") {
     REQUIRE(running);
     CHECK(running.value().status == TaskStatus::running);
     CHECK(running.value().updated_at == claimed.value()[0].task.updated_at);
+    // What the claim gave from the member is what the hash holds.
+    CHECK(json(claimed.value()[0].task) == json(running.value()));
     auto expired = f.queue->expired(std::vector<std::string>{"default"}, 10);
     REQUIRE(expired);
     CHECK(expired.value().empty());  // its lease holds
@@ -353,26 +366,153 @@ TEST_SUITE("redis integration") {
     REQUIRE(odd);
     CHECK(odd.value().id == id);
 
-    // An older pending task is claimed, and its lease expires and is found, under its own id
-    // (the claim and expired scripts append seq to a hash that already holds it).
-    auto second = f.queue->enqueue(job(2));
-    REQUIRE(second);
-    const std::string id2 = second.value().id;
-    const std::string seq2 = id2.substr(id2.find('/') + 1);
-    const std::string key2 = "{" + f.prefix + ":default}:task:" + seq2;
-    (void)raw.command({"HSET", key2, "seq", seq2, "queue", "default", "updated_at",
-                       "1795000000000000", "history", "[]"});
+    // A pending task of the compact layout (eight fields, a plain ready member) and one of the
+    // layout before it (with seq, queue, updated_at and history) are claimed, and their leases
+    // expire and are found, under their own ids (the claim and expired scripts append seq to a
+    // hash that may already hold it).
+    const std::string base = "{" + f.prefix + ":default}";
+    const std::string created = "1795000000000000";
+    std::vector<std::string> older_ids;
+    for (const std::string older_seq : {"900001", "900002"}) {
+      const std::string older_key = base + ":task:" + older_seq;
+      (void)raw.command({"HSET", older_key, "type", "older", "params", R"({"layout":8})", "status",
+                         "pending", "attempt", "0", "max_attempts", "5", "priority", "3", "run_at",
+                         created, "created_at", created});
+      if (older_seq == "900002") {
+        (void)raw.command({"HSET", older_key, "seq", older_seq, "queue", "default", "updated_at",
+                           created, "history", "[]"});
+      }
+      (void)raw.command({"ZADD", base + ":all", older_seq, older_seq});
+      (void)raw.command({"HINCRBY", base + ":counts", "pending", "1"});
+      (void)raw.command(
+          {"ZADD", base + ":ready", "3",
+           "0" + created + ":" + std::string(20 - older_seq.size(), '0') + older_seq});
+      older_ids.push_back("default/" + older_seq);
+    }
     auto again =
-        f.queue->claim({.queues = {"default"}, .limit = 1, .worker_id = "w", .lease = 1ms});
+        f.queue->claim({.queues = {"default"}, .limit = 2, .worker_id = "w", .lease = 1ms});
     REQUIRE(again);
-    REQUIRE(again.value().size() == 1);
-    CHECK(again.value()[0].task.id == id2);
+    REQUIRE(again.value().size() == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+      const Task& t = again.value()[i].task;
+      CHECK(t.id == older_ids[i]);
+      CHECK(t.type == "older");
+      CHECK(t.params == json{{"layout", 8}});
+      CHECK(t.priority == 3);
+      CHECK(t.max_attempts == 5);
+      CHECK(t.attempt == 1);
+      CHECK(t.created_at == TimePoint{std::chrono::microseconds{1795000000000000}});
+    }
     std::this_thread::sleep_for(5ms);
     auto overdue = f.queue->expired(std::vector<std::string>{"default"}, 10);
     REQUIRE(overdue);
-    REQUIRE(overdue.value().size() == 1);
-    CHECK(overdue.value()[0].task.id == id2);
-    CHECK(overdue.value()[0].lease.token == again.value()[0].lease.token);
+    REQUIRE(overdue.value().size() == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+      CHECK(overdue.value()[i].task.id == older_ids[i]);
+      CHECK(overdue.value()[i].lease.token == again.value()[i].lease.token);
+    }
+    auto typed = f.queue->list({.queue = "default", .type = "older"});
+    REQUIRE(typed);
+    CHECK(typed.value().size() == 2);
+    auto jobs = f.queue->list({.queue = "default", .type = "job"});
+    REQUIRE(jobs);
+    REQUIRE(jobs.value().size() == 1);
+    CHECK(jobs.value()[0].id == id);
+  }
+
+  TEST_CASE("a ready member that carries its task's data is leased only while the task waits" *
+            doctest::skip(no_redis())) {
+    Fixture f{*rt::test_url()};
+    rt::RawRedis raw{f.url};
+    const std::string base = "{" + f.prefix + ":default}";
+    const auto ready_count = [&] {
+      auto r = raw.command({"ZCARD", base + ":ready"});
+      REQUIRE(r);
+      return r->integer;
+    };
+    const auto member_length = [&] {
+      auto r = raw.command({"ZRANGE", base + ":ready", "0", "0"});
+      REQUIRE(r);
+      REQUIRE(r->elements == 1);
+      return r->element[0]->len;
+    };
+    const ClaimRequest all{.queues = {"default"}, .limit = 10, .worker_id = "w", .lease = 8s};
+
+    // A cancel removes the member, whichever form it has.
+    auto cancelled = f.queue->enqueue(job(1));
+    REQUIRE(cancelled);
+    CHECK(member_length() > 39);
+    REQUIRE(f.queue->cancel(cancelled.value().id));
+    CHECK(ready_count() == 0);
+
+    // A member whose task no longer waits (an older release's cancel leaves it behind) is
+    // dropped, not leased.
+    auto stale = f.queue->enqueue(job(2));
+    REQUIRE(stale);
+    const std::string stale_key = base + ":task:" + stale.value().id.substr(8);
+    (void)raw.command({"HSET", stale_key, "status", "cancelled"});
+    auto none = f.queue->claim(all);
+    REQUIRE(none);
+    CHECK(none.value().empty());
+    CHECK(ready_count() == 0);
+    auto kept = f.queue->get(stale.value().id);
+    REQUIRE(kept);
+    CHECK(kept.value().status == TaskStatus::cancelled);
+
+    // A hash deleted by hand: the member is dropped and no hash is made.
+    auto deleted = f.queue->enqueue(job(3));
+    REQUIRE(deleted);
+    const std::string deleted_key = base + ":task:" + deleted.value().id.substr(8);
+    (void)raw.command({"DEL", deleted_key});
+    none = f.queue->claim(all);
+    REQUIRE(none);
+    CHECK(none.value().empty());
+    auto exists = raw.command({"EXISTS", deleted_key});
+    REQUIRE(exists);
+    CHECK(exists->integer == 0);
+
+    // A unique key, a delay, a retry: plain members, and the claim reads the hash.
+    TaskSpec unique = job(4);
+    unique.unique_key = "only-one";
+    unique.priority = -2;
+    unique.max_attempts = 4;
+    auto u = f.queue->enqueue(unique);
+    REQUIRE(u);
+    CHECK(member_length() == 38);
+    auto claimed = f.queue->claim(all);
+    REQUIRE(claimed);
+    REQUIRE(claimed.value().size() == 1);
+    CHECK(claimed.value()[0].task.unique_key == "only-one");
+    CHECK(claimed.value()[0].task.priority == -2);
+    CHECK(claimed.value()[0].task.max_attempts == 4);
+    Settlement retry;
+    retry.status = TaskStatus::retrying;
+    retry.run_at = f.queue->clock().now();
+    retry.record.attempt = 1;
+    retry.record.decision = "retry";
+    REQUIRE(f.queue->settle(claimed.value()[0].lease, retry));
+    CHECK(member_length() == 38);
+    auto retried = f.queue->claim(all);
+    REQUIRE(retried);
+    REQUIRE(retried.value().size() == 1);
+    CHECK(retried.value()[0].task.id == u.value().id);
+    CHECK(retried.value()[0].task.attempt == 2);
+    CHECK(retried.value()[0].task.priority == -2);
+    CHECK(retried.value()[0].task.history.size() == 1);
+    REQUIRE(f.queue->settle(retried.value()[0].lease, Settlement{}));
+
+    TaskSpec later = job(5);
+    later.delay = 30ms;
+    auto l = f.queue->enqueue(later);
+    REQUIRE(l);
+    CHECK(ready_count() == 0);  // scheduled
+    std::this_thread::sleep_for(40ms);
+    auto due = f.queue->claim(all);
+    REQUIRE(due);
+    REQUIRE(due.value().size() == 1);
+    CHECK(due.value()[0].task.id == l.value().id);
+    CHECK(due.value()[0].task.params == json{{"i", 5}});
+    CHECK(due.value()[0].task.attempt == 1);
   }
 
   TEST_CASE("a claim that skips a stale ready entry gives each leased task its own token" *

@@ -255,6 +255,78 @@ TEST_CASE("redis: a joined task hash with a field left without its value is prot
         errc::protocol_error);
 }
 
+// The packed layout: what never changes is one field, d (see data_separator).
+std::string packed(int priority = 2, int max_attempts = 25,
+                   const std::string& params = R"({"to":1})") {
+  return midas::detail::pack_data(priority, max_attempts, 1795000000000000, "send-email", params);
+}
+
+TEST_CASE("redis: a packed task hash reads type, params, priority, attempts and creation from d") {
+  const std::vector<std::string> fields{"d",       packed(-3, 4), "status", "pending",
+                                        "attempt", "0",           "run_at", "1795000000500000"};
+  for (const auto& reply : {hgetall(fields), joined(fields)}) {
+    auto t = midas::detail::parse_task(*parse_resp(reply), "mail", "12");
+    REQUIRE(t);
+    CHECK(t.value().id == "mail/12");
+    CHECK(t.value().type == "send-email");
+    CHECK(t.value().params == nlohmann::json{{"to", 1}});
+    CHECK(t.value().priority == -3);
+    CHECK(t.value().max_attempts == 4);
+    CHECK(t.value().created_at == midas::TimePoint{std::chrono::microseconds{1795000000000000}});
+    CHECK(t.value().updated_at == t.value().created_at);
+    CHECK(t.value().run_at == midas::TimePoint{std::chrono::microseconds{1795000000500000}});
+    CHECK(t.value().status == midas::TaskStatus::pending);
+  }
+  // Packed data with a part missing or malformed is protocol_error.
+  const std::string sep{midas::detail::data_separator};
+  for (const std::string& bad :
+       {std::string{"2"} + sep + "25" + sep + "1795000000000000" + sep + "send-email",
+        std::string{"x"} + sep + "25" + sep + "1795000000000000" + sep + "t" + sep + "{}",
+        std::string{"2"} + sep + "99999999999" + sep + "1795000000000000" + sep + "t" + sep + "{}",
+        std::string{"2"} + sep + "25" + sep + "1795000000000000" + sep + "t" + sep + "{not json",
+        std::string{""}}) {
+    const std::vector<std::string> broken{"d",       bad, "status", "pending",
+                                          "attempt", "0", "run_at", "1795000000500000"};
+    CHECK(midas::detail::parse_task(*parse_resp(hgetall(broken)), "mail", "12").error() ==
+          errc::protocol_error);
+  }
+}
+
+TEST_CASE("redis: a ready member that carries d reads as the task before its first lease") {
+  const std::string member = "01795000000500000:00000000000000000042:" + packed();
+  auto t = midas::detail::parse_ready_member(member, "mail");
+  REQUIRE(t);
+  CHECK(t.value().id == "mail/42");
+  CHECK(t.value().queue == "mail");
+  CHECK(t.value().type == "send-email");
+  CHECK(t.value().params == nlohmann::json{{"to", 1}});
+  CHECK(t.value().priority == 2);
+  CHECK(t.value().status == midas::TaskStatus::pending);
+  CHECK(t.value().attempt == 0);
+  CHECK(t.value().run_at == midas::TimePoint{std::chrono::microseconds{1795000000500000}});
+  CHECK(t.value().created_at == midas::TimePoint{std::chrono::microseconds{1795000000000000}});
+  CHECK(t.value().updated_at == t.value().created_at);
+  CHECK(t.value().history.empty());
+  // The hash read of the same task gives the same Task.
+  const std::vector<std::string> fields{"d",       packed(), "status", "pending",
+                                        "attempt", "0",      "run_at", "1795000000500000"};
+  auto h = midas::detail::parse_task(*parse_resp(hgetall(fields)), "mail", "42");
+  REQUIRE(h);
+  CHECK(nlohmann::json(t.value()) == nlohmann::json(h.value()));
+  // Anything else is protocol_error: a plain member, wrong lengths or separators, bad digits.
+  const std::vector<std::string> bad_members{
+      "01795000000500000:00000000000000000042",
+      "01795000000500000:00000000000000000042:",
+      "1795000000500000:00000000000000000042:" + packed(),
+      "01795000000500000-00000000000000000042:" + packed(),
+      "0179500000050000x:00000000000000000042:" + packed(),
+      "01795000000500000:0000000000000000004x:" + packed(),
+      "01795000000500000:00000000000000000042:" + packed().substr(0, 8)};
+  for (const auto& bad : bad_members) {
+    CHECK(midas::detail::parse_ready_member(bad, "mail").error() == errc::protocol_error);
+  }
+}
+
 // ---- Postgres ----
 
 struct ResultDeleter {
