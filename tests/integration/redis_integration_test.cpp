@@ -446,18 +446,53 @@ TEST_SUITE("redis integration") {
     CHECK(ready_count() == 0);
 
     // A member whose task no longer waits (an older release's cancel leaves it behind) is
-    // dropped, not leased.
+    // dropped, not leased, and the task claimed with it gets its own token.
     auto stale = f.queue->enqueue(job(2));
+    auto next = f.queue->enqueue(job(7));
     REQUIRE(stale);
+    REQUIRE(next);
     const std::string stale_key = base + ":task:" + stale.value().id.substr(8);
-    (void)raw.command({"HSET", stale_key, "status", "cancelled"});
-    auto none = f.queue->claim(all);
-    REQUIRE(none);
-    CHECK(none.value().empty());
+    (void)raw.command({"HSET", stale_key, "status", "cancelled", "updated_at", "1795000000000000"});
+    (void)raw.command({"HINCRBY", base + ":counts", "pending", "-1"});
+    (void)raw.command({"HINCRBY", base + ":counts", "cancelled", "1"});
+    auto one = f.queue->claim(all);
+    REQUIRE(one);
+    REQUIRE(one.value().size() == 1);
+    CHECK(one.value()[0].task.id == next.value().id);
     CHECK(ready_count() == 0);
+    auto lost = f.queue->heartbeat(std::vector<Lease>{one.value()[0].lease}, 8s);
+    REQUIRE(lost);
+    CHECK(lost.value().empty());
+    REQUIRE(f.queue->settle(one.value()[0].lease, Settlement{}));
     auto kept = f.queue->get(stale.value().id);
     REQUIRE(kept);
     CHECK(kept.value().status == TaskStatus::cancelled);
+
+    // Requeued by this release, such a task has both members: whichever the claim takes first,
+    // the task is leased once, from its hash (the run_at of the requeue, not of the enqueue).
+    auto twice = f.queue->enqueue(job(8));
+    REQUIRE(twice);
+    auto as_enqueued = f.queue->get(twice.value().id);
+    REQUIRE(as_enqueued);
+    const std::string twice_key = base + ":task:" + twice.value().id.substr(8);
+    (void)raw.command({"HSET", twice_key, "status", "cancelled", "updated_at", "1795000000000000"});
+    (void)raw.command({"HINCRBY", base + ":counts", "pending", "-1"});
+    (void)raw.command({"HINCRBY", base + ":counts", "cancelled", "1"});
+    REQUIRE(f.queue->requeue(twice.value().id));
+    CHECK(ready_count() == 2);
+    auto requeued = f.queue->claim(all);
+    REQUIRE(requeued);
+    REQUIRE(requeued.value().size() == 1);
+    CHECK(requeued.value()[0].task.id == twice.value().id);
+    CHECK(requeued.value()[0].task.run_at > as_enqueued.value().run_at);
+    auto requeued_now = f.queue->get(twice.value().id);
+    REQUIRE(requeued_now);
+    CHECK(json(requeued.value()[0].task) == json(requeued_now.value()));
+    CHECK(ready_count() == 0);
+    REQUIRE(f.queue->settle(requeued.value()[0].lease, Settlement{}));
+    auto none = f.queue->claim(all);
+    REQUIRE(none);
+    CHECK(none.value().empty());
 
     // A hash deleted by hand: the member is dropped and no hash is made.
     auto deleted = f.queue->enqueue(job(3));
@@ -492,6 +527,10 @@ TEST_SUITE("redis integration") {
     retry.record.decision = "retry";
     REQUIRE(f.queue->settle(claimed.value()[0].lease, retry));
     CHECK(member_length() == 38);
+    auto score = raw.command({"ZRANGE", base + ":ready", "0", "0", "WITHSCORES"});
+    REQUIRE(score);
+    REQUIRE(score->elements == 2);
+    CHECK(std::string{score->element[1]->str, score->element[1]->len} == "-2");  // its priority
     auto retried = f.queue->claim(all);
     REQUIRE(retried);
     REQUIRE(retried.value().size() == 1);
@@ -501,18 +540,33 @@ TEST_SUITE("redis integration") {
     CHECK(retried.value()[0].task.history.size() == 1);
     REQUIRE(f.queue->settle(retried.value()[0].lease, Settlement{}));
 
+    // Delayed tasks become due in priority order: the priority is read from d.
     TaskSpec later = job(5);
     later.delay = 30ms;
+    later.priority = 5;
+    TaskSpec urgent = job(6);
+    urgent.delay = 30ms;
+    urgent.priority = 1;
     auto l = f.queue->enqueue(later);
+    auto g = f.queue->enqueue(urgent);
     REQUIRE(l);
+    REQUIRE(g);
     CHECK(ready_count() == 0);  // scheduled
     std::this_thread::sleep_for(40ms);
-    auto due = f.queue->claim(all);
+    ClaimRequest first = all;
+    first.limit = 1;
+    auto due = f.queue->claim(first);
     REQUIRE(due);
     REQUIRE(due.value().size() == 1);
-    CHECK(due.value()[0].task.id == l.value().id);
-    CHECK(due.value()[0].task.params == json{{"i", 5}});
+    CHECK(due.value()[0].task.id == g.value().id);
+    CHECK(due.value()[0].task.params == json{{"i", 6}});
+    CHECK(due.value()[0].task.priority == 1);
     CHECK(due.value()[0].task.attempt == 1);
+    auto rest = f.queue->claim(all);
+    REQUIRE(rest);
+    REQUIRE(rest.value().size() == 1);
+    CHECK(rest.value()[0].task.id == l.value().id);
+    CHECK(rest.value()[0].task.priority == 5);
   }
 
   TEST_CASE("a claim that skips a stale ready entry gives each leased task its own token" *
