@@ -21,7 +21,10 @@ void read_reply(const redisReply& r) {
     for (std::size_t i = 0; i < r.elements; ++i) (void)midas::detail::string_of(*r.element[i]);
   }
   if (auto member = midas::detail::string_of(r)) {
-    if (auto task = midas::detail::parse_ready_member(*member, "q")) {
+    (void)midas::detail::parse_ready_member(*member, "q");
+  }
+  if (midas::detail::is_member_reply(r)) {
+    if (auto task = midas::detail::parse_claimed_member(r, "q")) {
       (void)nlohmann::json(task.value())
           .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     }

@@ -218,10 +218,8 @@ class RedisQueue final : public Queue {
           // The script returns each task as it was before the lease, as its ready member or its
           // hash (see scripts.hpp); apply the lease here.
           const redisReply& r = *arr->element[i];
-          const bool member =
-              r.type == REDIS_REPLY_STRING && r.len > 0 && r.str[0] >= '0' && r.str[0] <= '9';
-          MIDAS_TRY(task,
-                    member ? detail::parse_ready_member(text(r), queue) : parse_task(r, queue));
+          MIDAS_TRY(task, detail::is_member_reply(r) ? detail::parse_claimed_member(r, queue)
+                                                     : parse_task(r, queue));
           task.status = TaskStatus::running;
           task.attempt += 1;
           task.updated_at = from_us(now);

@@ -117,6 +117,52 @@ result<Task> parse_ready_member(std::string_view member, std::string_view queue)
   return t;
 }
 
+bool is_member_reply(const redisReply& r) noexcept {
+  const redisReply* first = &r;
+  if (r.type == REDIS_REPLY_ARRAY) {
+    if (r.elements == 0) return false;
+    first = r.element[0];
+  }
+  return first->type == REDIS_REPLY_STRING && first->len > 0 && first->str[0] >= '0' &&
+         first->str[0] <= '9';
+}
+
+result<Task> parse_claimed_member(const redisReply& r, std::string_view queue) {
+  if (r.type == REDIS_REPLY_STRING) return parse_ready_member(text(r), queue);
+  if (r.type != REDIS_REPLY_ARRAY || r.elements != 6) return errc::protocol_error;
+  std::array<std::string_view, 6> part;
+  for (std::size_t i = 0; i < part.size(); ++i) {
+    auto v = string_of(*r.element[i]);
+    if (!v) return errc::protocol_error;
+    part[i] = *v;
+  }
+  MIDAS_TRY(t, parse_ready_member(part[0], queue));
+  auto status = parse_task_status(part[1]);
+  auto attempt = narrow_int(parse_int(part[2]));
+  auto run_at = parse_int(part[3]);
+  if (!status ||
+      (status.value() != TaskStatus::pending && status.value() != TaskStatus::retrying) ||
+      !attempt || !run_at || !fits_time(*run_at)) {
+    return errc::protocol_error;
+  }
+  t.status = status.value();
+  t.attempt = *attempt;
+  t.run_at = from_us(*run_at);
+  if (!part[4].empty()) {
+    const json history = json::parse(part[4], nullptr, false);
+    try {
+      t.history = history.get<std::vector<AttemptRecord>>();
+    } catch (const std::exception&) {
+      return errc::protocol_error;
+    }
+  }
+  if (!part[5].empty()) {
+    t.checkpoint = json::parse(part[5], nullptr, false);
+    if (t.checkpoint.is_discarded()) return errc::protocol_error;
+  }
+  return t;
+}
+
 // A task hash as a Task; `token` receives the lease token, if any.
 result<Task> parse_task(const redisReply& r, std::string_view queue, std::string_view seq,
                         std::string* token) {

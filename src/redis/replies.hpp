@@ -88,6 +88,16 @@ inline constexpr char data_separator = '\x1e';
 /// returns such members as they are). Anything else is protocol_error.
 [[nodiscard]] result<Task> parse_ready_member(std::string_view member, std::string_view queue);
 
+/// Whether a claim reply element is one of the two forms parse_claimed_member reads (rather than
+/// a task hash): a string or an array that starts with a digit, as a ready member does.
+[[nodiscard]] bool is_member_reply(const redisReply& r) noexcept;
+
+/// A claim reply element of a task whose ready member carries its data, as the Task before the
+/// lease: the member alone (a task never attempted, see parse_ready_member), or {member, status,
+/// attempt, run_at, history, checkpoint} with '' for a field the hash lacks (a retry). Anything
+/// else is protocol_error.
+[[nodiscard]] result<Task> parse_claimed_member(const redisReply& r, std::string_view queue);
+
 /// A task hash (HGETALL, as an array or joined into one string) as a Task; `token` receives the
 /// lease token, if any. An empty hash is task_not_found; a field missing or out of range is
 /// protocol_error.

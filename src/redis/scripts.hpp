@@ -155,10 +155,16 @@ local function flush()
   end
   later_zadd, later_zrem, later_count = {}, {}, {}
 end
--- file_waiting, gathered.
-local function file_waiting_later(seq, priority, run_at)
+-- file_waiting, gathered. d is the task's packed data, or nil: a task due now whose d is given
+-- and at most 512 bytes has d in its ready member too (see enqueue and claim). Callers give d
+-- only for a task without a unique key.
+local function file_waiting_later(seq, priority, run_at, d)
   if tonumber(run_at) <= tonumber(now) then
-    gather(later_zadd, K_READY, priority, ready_member(run_at, seq))
+    local member = ready_member(run_at, seq)
+    if d and #d <= 512 and #run_at <= 17 and string.sub(run_at, 1, 1) ~= '-' then
+      member = member .. ':' .. d
+    end
+    gather(later_zadd, K_READY, priority, member)
     return 1
   end
   gather(later_zadd, K_SCHED, run_at, seq)
@@ -211,15 +217,11 @@ for i = 0, n - 1 do
     redis.call('HSET', tk, 'd', d, 'status', 'pending', 'attempt', 0, 'run_at', run_at)
     gather(later_zadd, K_ALL, seq, seq)
     count_later('pending', 1)
-    if ukey ~= '' then
+    if ukey == '' then
+      due = due + file_waiting_later(seq, prio, run_at, d)
+    else
       redis.call('HSET', tk, 'unique_key', ukey)
       redis.call('HSET', K_UNIQUE, ukey, seq)
-      due = due + file_waiting_later(seq, prio, run_at)
-    elseif #d <= 512 and #run_at <= 17 and tonumber(run_at) <= tonumber(now) and
-        string.sub(run_at, 1, 1) ~= '-' then
-      gather(later_zadd, K_READY, prio, ready_member(run_at, seq) .. ':' .. d)
-      due = due + 1
-    else
       due = due + file_waiting_later(seq, prio, run_at)
     end
     out[#out + 1] = seq
@@ -232,11 +234,13 @@ return out
 )lua",
     // claim: ARGV[3] limit, ARGV[4] worker id, ARGV[5] lease deadline, ARGV[6..] one fresh token
     // per task. Moves due scheduled tasks to ready, then leases up to limit ready tasks.
-    // Returns one string or array per leased task, in two forms:
-    // - A task whose ready member carries its data (see enqueue) goes back as that member (it
-    //   starts with a digit). It was pending and never attempted, so the client knows the rest,
-    //   and its hash is not read: a quarter of Redis's work per claimed and settled task
-    //   (callgrind).
+    // Returns one string or array per leased task, in three forms:
+    // - A task whose ready member carries its data (see enqueue) and that was never attempted
+    //   goes back as that member (it starts with a digit): the client knows the rest, and the
+    //   hash is not read, a quarter of Redis's work per claimed and settled task (callgrind).
+    // - Another task whose member carries its data (a retry) goes back as {member, status,
+    //   attempt, run_at, history, checkpoint} ('' for a field the hash lacks), as they were
+    //   before the lease.
     // - Any other task goes back as its HGETALL array as it was *before* the lease, followed by
     //   'seq', <seq> (the hash leaves seq out): the client applies what the lease changed (status
     //   running, attempt + 1, the k-th token, owner, deadline, updated_at = now), which saves a
@@ -249,9 +253,17 @@ local limit, worker, deadline = tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local due = redis.call('ZRANGEBYSCORE', K_SCHED, '-inf', now, 'LIMIT', 0, 1000)
 for _, seq in ipairs(due) do
   redis.call('ZREM', K_SCHED, seq)
-  local f = redis.call('HMGET', task_key(seq), 'priority', 'run_at', 'd')
+  local f = redis.call('HMGET', task_key(seq), 'priority', 'run_at', 'd', 'unique_key', 'token')
   local prio = f[1] or (f[3] and string.match(f[3], '^[^\30]*'))
-  if prio and f[2] then redis.call('ZADD', K_READY, prio, ready_member(f[2], seq)) end
+  if prio and f[2] then
+    local member = ready_member(f[2], seq)
+    -- With d in the member as the settle of a retry would put it (see file_waiting_later).
+    if f[3] and not f[4] and not f[5] and #f[3] <= 512 and #f[2] <= 17 and
+        string.sub(f[2], 1, 1) ~= '-' then
+      member = member .. ':' .. f[3]
+    end
+    redis.call('ZADD', K_READY, prio, member)
+  end
 end
 local out = {}
 if limit <= 0 then return out end
@@ -290,15 +302,23 @@ local function lease_read(tk, seq)
   if joinable then return table.concat(h, '\31') end
   return h
 end
--- A task whose member carries its data: only enqueue makes such a member, for a pending task
--- never attempted, and a claim or cancel removes it. Checked all the same, since an older
--- release's cancel leaves the member behind: the hash must still be the four fields enqueue
--- wrote (every change since, in any release, adds updated_at), or it is read. HLEN costs Redis
--- as much as an HGET of the status, and 4 % less than an HMGET of status and updated_at.
+-- A task whose member carries its data: enqueue and a retry make such a member, and a claim or
+-- cancel removes it. A hash that still has only the four fields enqueue wrote (every change
+-- since, in any release, adds updated_at) is a pending task never attempted, and the member
+-- says the rest. HLEN costs Redis as much as an HGET of the status, and 4 % less than an HMGET
+-- of status and updated_at. Any other task (a retry, or a task changed since its member was
+-- made, such as one an older release cancelled and this one requeued) has the five fields that
+-- can have changed read, and must be waiting.
 local function lease_known(m, tk, seq)
-  if redis.call('HLEN', tk) ~= 4 then return lease_read(tk, seq) end
-  lease(tk, seq, 'pending', '1')
-  return m
+  if redis.call('HLEN', tk) == 4 then
+    lease(tk, seq, 'pending', '1')
+    return m
+  end
+  -- Retried, or changed since: what can have changed is read, five fields instead of all.
+  local f = redis.call('HMGET', tk, 'status', 'attempt', 'run_at', 'history', 'checkpoint')
+  if f[1] ~= 'pending' and f[1] ~= 'retrying' then return nil end
+  lease(tk, seq, f[1], next_attempt[f[2]] or string.format('%d', (tonumber(f[2]) or 0) + 1))
+  return {m, f[1], f[2] or '', f[3] or '', f[4] or '', f[5] or ''}
 end
 -- The lowest scores first, equal scores in member order: priority, then run_at, then seq.
 local popped = redis.call('ZPOPMIN', K_READY, limit)
@@ -351,7 +371,12 @@ for i = 4, #ARGV - 5, 6 do
   local seq, token, status, run_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local counts_attempt, record = ARGV[i + 4], ARGV[i + 5]
   local tk = task_key(seq)
-  local f = redis.call('HMGET', tk, 'status', 'lease', 'token', 'history', 'unique_key')
+  local f
+  if status == 'retrying' then  -- with what filing the retry takes: the priority and d
+    f = redis.call('HMGET', tk, 'status', 'lease', 'token', 'history', 'unique_key', 'priority', 'd')
+  else
+    f = redis.call('HMGET', tk, 'status', 'lease', 'token', 'history', 'unique_key')
+  end
   local deadline = held(tk, f, token)
   if not deadline or (rescuing == '1' and not ((tonumber(deadline) or 0) < tonumber(now))) then
     out[#out + 1] = 1
@@ -374,7 +399,10 @@ for i = 4, #ARGV - 5, 6 do
     if status == 'retrying' then
       redis.call('HSET', tk, 'status', 'retrying', 'run_at', run_at, 'updated_at', now,
         'history', history, unpack(attempt))
-      due = due + file_waiting_later(seq, priority_of(tk), run_at)
+      local priority = f[6] or (f[7] and string.match(f[7], '^[^\30]*')) or '0'
+      -- d goes in the member unless the task has a unique key or a first-layout lease (f[3]:
+      -- the claim's five-field read does not delete it).
+      due = due + file_waiting_later(seq, priority, run_at, not f[5] and not f[3] and f[7] or nil)
     else
       redis.call('HSET', tk, 'status', status, 'finished_at', now, 'history', history,
         unpack(attempt))

@@ -540,6 +540,36 @@ TEST_SUITE("redis integration") {
     CHECK(retried.value()[0].task.history.size() == 1);
     REQUIRE(f.queue->settle(retried.value()[0].lease, Settlement{}));
 
+    // A retry of a task without a unique key carries d in its member too; its claim reads the
+    // five fields that can have changed (status, attempt, run_at, history, checkpoint).
+    TaskSpec again_spec = job(9);
+    again_spec.priority = 3;
+    auto again_id = f.queue->enqueue(again_spec);
+    REQUIRE(again_id);
+    auto attempt1 = f.queue->claim(all);
+    REQUIRE(attempt1);
+    REQUIRE(attempt1.value().size() == 1);
+    REQUIRE(f.queue->checkpoint(attempt1.value()[0].lease, json{{"page", 2}}));
+    Settlement retry_now = retry;
+    retry_now.run_at = f.queue->clock().now();
+    REQUIRE(f.queue->settle(attempt1.value()[0].lease, retry_now));
+    CHECK(member_length() > 39);
+    auto attempt2 = f.queue->claim(all);
+    REQUIRE(attempt2);
+    REQUIRE(attempt2.value().size() == 1);
+    const Task& second_try = attempt2.value()[0].task;
+    CHECK(second_try.id == again_id.value().id);
+    CHECK(second_try.attempt == 2);
+    CHECK(second_try.priority == 3);
+    CHECK(second_try.checkpoint == json{{"page", 2}});
+    REQUIRE(second_try.history.size() == 1);
+    CHECK(second_try.history[0].decision == "retry");
+    auto stored_try = f.queue->get(again_id.value().id);
+    REQUIRE(stored_try);
+    CHECK(json(second_try) == json(stored_try.value()));
+    CHECK(second_try.run_at == stored_try.value().run_at);
+    REQUIRE(f.queue->settle(attempt2.value()[0].lease, Settlement{}));
+
     // Delayed tasks become due in priority order: the priority is read from d.
     TaskSpec later = job(5);
     later.delay = 30ms;

@@ -327,6 +327,58 @@ TEST_CASE("redis: a ready member that carries d reads as the task before its fir
   }
 }
 
+// {member, status, attempt, run_at, history, checkpoint}, as the claim script returns a retry.
+std::string claimed_retry(const std::vector<std::string>& parts) { return hgetall(parts); }
+
+TEST_CASE("redis: a retry claimed from its member reads what can have changed from the hash") {
+  const std::string member = "01795000000500000:00000000000000000042:" + packed();
+  const std::string history =
+      R"([{"attempt":1,"decision":"retry","error":null,"finished_at":"2026-11-28T11:55:57.113Z","next_run_at":"2026-11-28T11:55:58.000Z","started_at":"2026-11-28T11:55:57.113Z","worker_id":"w"}])";
+  const auto reply = parse_resp(
+      claimed_retry({member, "retrying", "1", "1795000009000000", history, R"({"p":1})"}));
+  CHECK(midas::detail::is_member_reply(*reply));
+  auto t = midas::detail::parse_claimed_member(*reply, "mail");
+  REQUIRE(t);
+  CHECK(t.value().id == "mail/42");
+  CHECK(t.value().status == midas::TaskStatus::retrying);
+  CHECK(t.value().attempt == 1);
+  CHECK(t.value().run_at == midas::TimePoint{std::chrono::microseconds{1795000009000000}});
+  REQUIRE(t.value().history.size() == 1);
+  CHECK(t.value().history[0].decision == "retry");
+  CHECK(t.value().checkpoint == nlohmann::json{{"p", 1}});
+  CHECK(t.value().type == "send-email");
+  // Fields the hash lacks come as ''.
+  auto bare = midas::detail::parse_claimed_member(
+      *parse_resp(claimed_retry({member, "pending", "0", "1795000009000000", "", ""})), "mail");
+  REQUIRE(bare);
+  CHECK(bare.value().history.empty());
+  CHECK(bare.value().checkpoint.is_null());
+  // The member alone is a task never attempted.
+  const std::string alone = "$" + std::to_string(member.size()) + "\r\n" + member + "\r\n";
+  CHECK(midas::detail::is_member_reply(*parse_resp(alone)));
+  auto first = midas::detail::parse_claimed_member(*parse_resp(alone), "mail");
+  REQUIRE(first);
+  CHECK(first.value().attempt == 0);
+  // A hash, joined or as an array, is not a member reply.
+  CHECK_FALSE(midas::detail::is_member_reply(*parse_resp(hgetall(task_hash()))));
+  CHECK_FALSE(midas::detail::is_member_reply(*parse_resp(joined(task_hash()))));
+  CHECK_FALSE(midas::detail::is_member_reply(*parse_resp("*0\r\n")));
+  // Anything else is protocol_error.
+  const std::vector<std::vector<std::string>> bad{
+      {member, "running", "1", "1795000009000000", "", ""},
+      {member, "retrying", "x", "1795000009000000", "", ""},
+      {member, "retrying", "1", "", "", ""},
+      {member, "retrying", "1", "1795000009000000", "{not json", ""},
+      {member, "retrying", "1", "1795000009000000", R"([{"attempt":"one"}])", ""},
+      {member, "retrying", "1", "1795000009000000", "", "{not json"},
+      {member, "retrying", "1", "1795000009000000", ""},
+      {"01795000000500000:00000000000000000042", "retrying", "1", "1795000009000000", "", ""}};
+  for (const auto& parts : bad) {
+    CHECK(midas::detail::parse_claimed_member(*parse_resp(claimed_retry(parts)), "mail").error() ==
+          errc::protocol_error);
+  }
+}
+
 // ---- Postgres ----
 
 struct ResultDeleter {
