@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "midas/task.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
-#include <cstdio>
 #include <limits>
+
+#include "detail/record_json.hpp"
 
 namespace midas {
 namespace {
@@ -121,19 +123,44 @@ result<void> validate(const TaskSpec& spec) {
   return success();
 }
 
+namespace {
+
+// `value` as exactly `width` decimal digits (the low ones), zero-padded.
+void put_digits(std::string& out, long long value, std::size_t width) {
+  std::array<char, 8> buf{};
+  for (std::size_t i = width; i > 0; --i) {
+    buf[i - 1] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+  out.append(buf.data(), width);
+}
+
+}  // namespace
+
 std::string format_time(TimePoint t) {
   using namespace std::chrono;
   auto ms = time_point_cast<milliseconds>(t);
   auto day = floor<days>(ms);
   year_month_day ymd{day};
   hh_mm_ss hms{ms - day};
-  std::array<char, 40> buf{};
-  int n = std::snprintf(
-      buf.data(), buf.size(), "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
-      static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-      static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-      static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
-  return std::string(buf.data(), static_cast<std::size_t>(n));
+  const int year = static_cast<int>(ymd.year());  // 1677-2262: what a TimePoint holds
+  std::string out;
+  out.reserve(24);
+  put_digits(out, year, 4);
+  out += '-';
+  put_digits(out, static_cast<unsigned>(ymd.month()), 2);
+  out += '-';
+  put_digits(out, static_cast<unsigned>(ymd.day()), 2);
+  out += 'T';
+  put_digits(out, hms.hours().count(), 2);
+  out += ':';
+  put_digits(out, hms.minutes().count(), 2);
+  out += ':';
+  put_digits(out, hms.seconds().count(), 2);
+  out += '.';
+  put_digits(out, hms.subseconds().count(), 3);
+  out += 'Z';
+  return out;
 }
 
 result<TimePoint> parse_time(std::string_view s) {
@@ -214,6 +241,66 @@ void to_json(json& j, const AttemptRecord& a) {
   j["error"] = a.error ? json(*a.error) : json();
   j["next_run_at"] = time_or_null(a.next_run_at);
 }
+
+namespace detail {
+namespace {
+
+// `s` as a JSON string, as nlohmann's dump writes it: printable ASCII as it is, anything else
+// (quotes, backslashes, control characters, UTF-8, invalid bytes) through the library.
+void put_json_string(std::string& out, std::string_view s) {
+  const bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x7f && c != '"' && c != '\\';
+  });
+  if (!plain) {
+    out += json(std::string{s}).dump(-1, ' ', false, json::error_handler_t::replace);
+    return;
+  }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
+void put_time_or_null(std::string& out, const std::optional<TimePoint>& t) {
+  if (!t) {
+    out += "null";
+    return;
+  }
+  out += '"';
+  out += format_time(*t);
+  out += '"';
+}
+
+}  // namespace
+
+// The keys in nlohmann's order (a std::map): attempt, decision, error, finished_at, next_run_at,
+// started_at, worker_id.
+std::string dump_record(const AttemptRecord& a) {
+  std::string out;
+  out.reserve(192);
+  out += "{\"attempt\":";
+  out += std::to_string(a.attempt);
+  out += ",\"decision\":";
+  put_json_string(out, a.decision);
+  out += ",\"error\":";
+  if (a.error) {
+    out += json(*a.error).dump(-1, ' ', false, json::error_handler_t::replace);
+  } else {
+    out += "null";
+  }
+  out += ",\"finished_at\":";
+  put_time_or_null(out, a.finished_at);
+  out += ",\"next_run_at\":";
+  put_time_or_null(out, a.next_run_at);
+  out += ",\"started_at\":";
+  put_time_or_null(out, a.started_at);
+  out += ",\"worker_id\":";
+  put_json_string(out, a.worker_id);
+  out += '}';
+  return out;
+}
+
+}  // namespace detail
 
 void from_json(const json& j, AttemptRecord& a) {
   (void)j.at("attempt");  // required

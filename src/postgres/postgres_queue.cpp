@@ -18,6 +18,7 @@
 
 #include "detail/micros.hpp"
 #include "detail/random.hpp"
+#include "detail/record_json.hpp"
 #include "handles.hpp"
 #include "midas/postgres.hpp"
 #include "migrations.hpp"
@@ -1170,7 +1171,7 @@ GROUP BY queue, status ORDER BY queue)sql");
     Params p;
     p.add(*id).add(lease.token).add(std::string{to_string(s.status)}).add(s.run_at);
     p.add(s.counts_attempt ? 0 : 1);
-    p.add(json(s.record).dump(-1, ' ', false, json::error_handler_t::replace));
+    p.add(detail::dump_record(s.record));
     p.add(clock_.now());
     MIDAS_TRY(r, exec(conn.conn(), sql, p, /*acknowledging=*/true, io()));
     if (PQntuples(r.get()) != 1) return errc::lease_lost;

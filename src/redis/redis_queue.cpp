@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "detail/random.hpp"
+#include "detail/record_json.hpp"
 #include "midas/redis.hpp"
 #include "redis/connection.hpp"
 #include "redis/errors.hpp"
@@ -801,14 +802,13 @@ class RedisQueue final : public Queue {
   // Appends one outcome's group of the settle script's arguments.
   static void add_settle_args(std::vector<std::string>& args, const ParsedId& id,
                               const Lease& lease, const Settlement& s) {
-    const json record = s.record;
     args.push_back(id.seq);
     args.push_back(lease.token);
     args.emplace_back(to_string(s.status));
     args.push_back(std::to_string(to_us(s.run_at)));
     args.emplace_back(s.counts_attempt ? "1" : "0");
     std::string one = "[";  // an array of one: see the settle script
-    one += dump(record);
+    one += detail::dump_record(s.record);
     one += ']';
     args.push_back(std::move(one));
   }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "detail/record_json.hpp"
 #include "postgres/rows.hpp"
 #include "redis/replies.hpp"
 
@@ -377,6 +378,45 @@ TEST_CASE("redis: a retry claimed from its member reads what can have changed fr
     CHECK(midas::detail::parse_claimed_member(*parse_resp(claimed_retry(parts)), "mail").error() ==
           errc::protocol_error);
   }
+}
+
+// ---- What the backends write ----
+
+TEST_CASE("an attempt record is written as the JSON library writes it, byte for byte") {
+  using midas::AttemptRecord;
+  using midas::ErrorInfo;
+  using midas::TimePoint;
+  const auto at = [](long long us) { return TimePoint{std::chrono::microseconds{us}}; };
+  AttemptRecord plain;
+  plain.attempt = 1;
+  plain.started_at = at(1795000000123456);
+  plain.finished_at = at(1795000000987654);
+  plain.worker_id = "vm:14108:79eed039";
+  plain.decision = "succeeded";
+  AttemptRecord failed = plain;
+  failed.attempt = 12;
+  failed.decision = "retry";
+  failed.next_run_at = at(1795000060000000);
+  failed.error = ErrorInfo{"std::system_error",
+                           "Resource temporarily unavailable \"x\"",
+                           "generic:11",
+                           503,
+                           {"outer", "inner\n"}};
+  AttemptRecord odd = plain;
+  odd.worker_id = "host \"a\"\\b\t\x01 \xc3\xa9 \xff end";  // quotes, controls, UTF-8, invalid
+  odd.decision = "";
+  odd.started_at = at(-86400000001);  // before 1970
+  odd.finished_at = at(0);
+  AttemptRecord late = plain;
+  late.finished_at = at(7258118399999000);  // 2199-12-31T23:59:59.999Z
+  for (const AttemptRecord& r : {plain, failed, odd, late}) {
+    const std::string expected =
+        nlohmann::json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    CHECK(midas::detail::dump_record(r) == expected);
+  }
+  CHECK(midas::format_time(at(-86400000001)) == "1969-12-31T00:00:00.000Z");  // ms toward 0
+  CHECK(midas::format_time(at(-1000)) == "1969-12-31T23:59:59.999Z");
+  CHECK(midas::format_time(at(7258118399999000)) == "2199-12-31T23:59:59.999Z");
 }
 
 // ---- Postgres ----
