@@ -20,9 +20,6 @@ void read_reply(const redisReply& r) {
   if (auto a = midas::detail::array_reply(r)) {
     for (std::size_t i = 0; i < r.elements; ++i) (void)midas::detail::string_of(*r.element[i]);
   }
-  if (auto member = midas::detail::string_of(r)) {
-    (void)midas::detail::parse_ready_member(*member, "q");
-  }
   if (midas::detail::is_member_reply(r)) {
     if (auto task = midas::detail::parse_claimed_member(r, "q")) {
       (void)nlohmann::json(task.value())

@@ -87,6 +87,18 @@ bool fill_from_data(Task& t, std::string_view d) {
   return !t.params.is_discarded();
 }
 
+// A stored history (a JSON array of attempt records) into `out`; false if it is malformed.
+bool read_history(std::string_view text, std::vector<AttemptRecord>& out) {
+  const json history = json::parse(text, nullptr, false);
+  if (history.is_discarded()) return false;
+  try {
+    out = history.get<std::vector<AttemptRecord>>();
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
+
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -148,14 +160,7 @@ result<Task> parse_claimed_member(const redisReply& r, std::string_view queue) {
   t.status = status.value();
   t.attempt = *attempt;
   t.run_at = from_us(*run_at);
-  if (!part[4].empty()) {
-    const json history = json::parse(part[4], nullptr, false);
-    try {
-      t.history = history.get<std::vector<AttemptRecord>>();
-    } catch (const std::exception&) {
-      return errc::protocol_error;
-    }
-  }
+  if (!part[4].empty() && !read_history(part[4], t.history)) return errc::protocol_error;
   if (!part[5].empty()) {
     t.checkpoint = json::parse(part[5], nullptr, false);
     if (t.checkpoint.is_discarded()) return errc::protocol_error;
@@ -251,14 +256,7 @@ result<Task> parse_task(const redisReply& r, std::string_view queue, std::string
     }
   }
   if (auto cp = f.get("checkpoint")) t.checkpoint = document(*cp);
-  const json history = document(f.get("history").value_or("[]"));
-  if (!bad) {
-    try {
-      t.history = history.get<std::vector<AttemptRecord>>();
-    } catch (const std::exception&) {
-      bad = true;
-    }
-  }
+  if (!bad && !read_history(f.get("history").value_or("[]"), t.history)) bad = true;
   if (token != nullptr) *token = std::string{lease_token};
   if (bad) return errc::protocol_error;
   return t;

@@ -71,12 +71,24 @@ local function member_seq(m)
   if not i or i > 38 then return '0' end
   return string.sub(m, i, 38)
 end
--- A task's priority: its own field (earlier layouts) or the first part of its packed data.
+-- A task's priority from its `priority` field (earlier layouts) or its packed data d, the first
+-- part; nil if it has neither.
+local function priority_in(priority, d)
+  return priority or (d and string.match(d, '^[^\30]*'))
+end
 local function priority_of(tk)
   local f = redis.call('HMGET', tk, 'priority', 'd')
-  if f[1] then return f[1] end
-  if f[2] then return string.match(f[2], '^[^\30]*') end
-  return '0'
+  return priority_in(f[1], f[2]) or '0'
+end
+-- The ready member of a due task: with its packed data d after the plain member when d is given
+-- (callers give it only for a task without a unique key or a first-layout lease), at most 512
+-- bytes, and run_at fits the member as it is (see enqueue and claim).
+local function waiting_member(run_at, seq, d)
+  local member = ready_member(run_at, seq)
+  if d and #d <= 512 and #run_at <= 17 and string.sub(run_at, 1, 1) ~= '-' then
+    return member .. ':' .. d
+  end
+  return member
 end
 -- Files a pending or retrying task where claim finds it; 1 if it is due now.
 local function file_waiting(seq, priority, run_at)
@@ -155,16 +167,10 @@ local function flush()
   end
   later_zadd, later_zrem, later_count = {}, {}, {}
 end
--- file_waiting, gathered. d is the task's packed data, or nil: a task due now whose d is given
--- and at most 512 bytes has d in its ready member too (see enqueue and claim). Callers give d
--- only for a task without a unique key.
+-- file_waiting, gathered; d as for waiting_member.
 local function file_waiting_later(seq, priority, run_at, d)
   if tonumber(run_at) <= tonumber(now) then
-    local member = ready_member(run_at, seq)
-    if d and #d <= 512 and #run_at <= 17 and string.sub(run_at, 1, 1) ~= '-' then
-      member = member .. ':' .. d
-    end
-    gather(later_zadd, K_READY, priority, member)
+    gather(later_zadd, K_READY, priority, waiting_member(run_at, seq, d))
     return 1
   end
   gather(later_zadd, K_SCHED, run_at, seq)
@@ -254,21 +260,18 @@ local due = redis.call('ZRANGEBYSCORE', K_SCHED, '-inf', now, 'LIMIT', 0, 1000)
 for _, seq in ipairs(due) do
   redis.call('ZREM', K_SCHED, seq)
   local f = redis.call('HMGET', task_key(seq), 'priority', 'run_at', 'd', 'unique_key', 'token')
-  local prio = f[1] or (f[3] and string.match(f[3], '^[^\30]*'))
+  local prio = priority_in(f[1], f[3])
   if prio and f[2] then
-    local member = ready_member(f[2], seq)
-    -- With d in the member as the settle of a retry would put it (see file_waiting_later).
-    if f[3] and not f[4] and not f[5] and #f[3] <= 512 and #f[2] <= 17 and
-        string.sub(f[2], 1, 1) ~= '-' then
-      member = member .. ':' .. f[3]
-    end
-    redis.call('ZADD', K_READY, prio, member)
+    redis.call('ZADD', K_READY, prio, waiting_member(f[2], seq, not f[4] and not f[5] and f[3] or nil))
   end
 end
 local out = {}
 if limit <= 0 then return out end
--- The next attempt as a string, without Lua's float formatting in the common cases.
+-- The attempt after `a` as a string, without Lua's float formatting in the common cases.
 local next_attempt = {['0'] = '1', ['1'] = '2', ['2'] = '3'}
+local function attempt_after(a)
+  return next_attempt[a] or string.format('%d', (tonumber(a) or 0) + 1)
+end
 -- The fields lease_read looks at: one table lookup per field instead of six comparisons.
 local watched = {status = 1, attempt = 2, unique_key = 3, lease = 3, lease_owner = 3, token = 4}
 local function lease(tk, seq, status, attempt)
@@ -295,8 +298,7 @@ local function lease_read(tk, seq)
   end
   if status ~= 'pending' and status ~= 'retrying' then return nil end
   if legacy then redis.call('HDEL', tk, 'token', 'lease_owner', 'lease_expires_at') end
-  lease(tk, seq, status,
-    next_attempt[attempt] or string.format('%d', (tonumber(attempt) or 0) + 1))
+  lease(tk, seq, status, attempt_after(attempt))
   h[#h + 1] = 'seq'
   h[#h + 1] = seq
   if joinable then return table.concat(h, '\31') end
@@ -317,7 +319,7 @@ local function lease_known(m, tk, seq)
   -- Retried, or changed since: what can have changed is read, five fields instead of all.
   local f = redis.call('HMGET', tk, 'status', 'attempt', 'run_at', 'history', 'checkpoint')
   if f[1] ~= 'pending' and f[1] ~= 'retrying' then return nil end
-  lease(tk, seq, f[1], next_attempt[f[2]] or string.format('%d', (tonumber(f[2]) or 0) + 1))
+  lease(tk, seq, f[1], attempt_after(f[2]))
   return {m, f[1], f[2] or '', f[3] or '', f[4] or '', f[5] or ''}
 end
 -- The lowest scores first, equal scores in member order: priority, then run_at, then seq.
@@ -399,10 +401,10 @@ for i = 4, #ARGV - 5, 6 do
     if status == 'retrying' then
       redis.call('HSET', tk, 'status', 'retrying', 'run_at', run_at, 'updated_at', now,
         'history', history, unpack(attempt))
-      local priority = f[6] or (f[7] and string.match(f[7], '^[^\30]*')) or '0'
       -- d goes in the member unless the task has a unique key or a first-layout lease (f[3]:
       -- the claim's five-field read does not delete it).
-      due = due + file_waiting_later(seq, priority, run_at, not f[5] and not f[3] and f[7] or nil)
+      due = due + file_waiting_later(seq, priority_in(f[6], f[7]) or '0', run_at,
+        not f[5] and not f[3] and f[7] or nil)
     else
       redis.call('HSET', tk, 'status', status, 'finished_at', now, 'history', history,
         unpack(attempt))
@@ -458,12 +460,8 @@ local f = redis.call('HMGET', tk, 'status', 'run_at', 'd')
 if not f[1] then return 1 end
 if f[1] == 'cancelled' then return 0 end
 if f[1] ~= 'pending' and f[1] ~= 'retrying' then return 2 end
-local member = ready_member(f[2], seq)
-if f[3] and #f[3] <= 512 then
-  redis.call('ZREM', K_READY, member, member .. ':' .. f[3])  -- either form (see enqueue)
-else
-  redis.call('ZREM', K_READY, member)
-end
+-- Either form of its member (see waiting_member): which one it has is not recorded.
+redis.call('ZREM', K_READY, ready_member(f[2], seq), waiting_member(f[2], seq, f[3]))
 redis.call('ZREM', K_SCHED, seq)
 move_count(f[1], 'cancelled')
 finish(tk, seq, 'cancelled')
