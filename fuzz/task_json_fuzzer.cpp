@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // What midas reads back from a backend or a caller as JSON: tasks (with their history), specs,
-// attempt records, times and status names; and task params decoded into a registered C++ type,
+// attempt records (and that the direct history reader reads what the JSON library reads), times
+// and status names; and task params decoded into a registered C++ type,
 // which must fail the attempt with a message, never crash or throw out of the handler.
 #include <chrono>
 #include <cstddef>
@@ -10,6 +11,9 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "detail/record_json.hpp"
 
 namespace midas_fuzz {  // named: the JSON conversions of an unnamed one would be unused
 
@@ -54,6 +58,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)midas::is_valid_name(text);
 
   const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+
+  // A stored history: what the direct reader reads, the JSON library must read the same.
+  std::vector<midas::AttemptRecord> direct;
+  if (midas::detail::read_plain_history(text, direct)) {
+    if (j.is_discarded()) __builtin_trap();
+    try {
+      if (j.get<std::vector<midas::AttemptRecord>>() != direct) __builtin_trap();
+    } catch (const nlohmann::json::exception&) {
+      __builtin_trap();
+    }
+  }
   if (j.is_discarded()) return 0;
   try_decode<midas::Task>(j);
   try_decode<midas::AttemptRecord>(j);

@@ -271,7 +271,222 @@ void put_time_or_null(std::string& out, const std::optional<TimePoint>& t) {
   out += '"';
 }
 
+// The keys in nlohmann's order: code, context (when not empty), http_status (when set), message,
+// type.
+void put_error(std::string& out, const ErrorInfo& e) {
+  out += "{\"code\":";
+  put_json_string(out, e.code);
+  if (!e.context.empty()) {
+    out += ",\"context\":[";
+    for (std::size_t i = 0; i < e.context.size(); ++i) {
+      if (i > 0) out += ',';
+      put_json_string(out, e.context[i]);
+    }
+    out += ']';
+  }
+  if (e.http_status) {
+    out += ",\"http_status\":";
+    out += std::to_string(*e.http_status);
+  }
+  out += ",\"message\":";
+  put_json_string(out, e.message);
+  out += ",\"type\":";
+  put_json_string(out, e.type);
+  out += '}';
+}
+
+// Reads the JSON a history is stored as when it is plain: no escapes and only printable ASCII in
+// strings, integers of at most 9 digits, only the keys a record has. Whitespace between tokens is
+// skipped (Postgres writes jsonb as `{"key": value, ...}`, in its own key order). Every reader
+// returns false at anything else, and the caller hands the text to the JSON library instead.
+class PlainJson {
+ public:
+  explicit PlainJson(std::string_view text) : s_{text} {}
+
+  bool eat(char c) {
+    skip_space();
+    if (pos_ == s_.size() || s_[pos_] != c) return false;
+    ++pos_;
+    return true;
+  }
+
+  bool eat_null() {
+    skip_space();
+    if (s_.substr(pos_, 4) != "null") return false;
+    pos_ += 4;
+    return true;
+  }
+
+  bool at_end() {
+    skip_space();
+    return pos_ == s_.size();
+  }
+
+  bool string(std::string_view& out) {
+    if (!eat('"')) return false;
+    const std::size_t start = pos_;
+    for (; pos_ < s_.size(); ++pos_) {
+      const auto u = static_cast<unsigned char>(s_[pos_]);
+      if (u == '"') {
+        out = s_.substr(start, pos_ - start);
+        ++pos_;
+        return true;
+      }
+      if (u < 0x20 || u >= 0x80 || u == '\\') return false;
+    }
+    return false;
+  }
+
+  bool string(std::string& out) {
+    std::string_view v;
+    if (!string(v)) return false;
+    out.assign(v);
+    return true;
+  }
+
+  bool integer(int& out) {
+    skip_space();
+    const std::size_t start = pos_;
+    while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
+    const std::size_t n = pos_ - start;
+    if (n == 0 || n > 9 || (n > 1 && s_[start] == '0')) return false;
+    if (pos_ < s_.size() && (s_[pos_] == '.' || s_[pos_] == 'e' || s_[pos_] == 'E')) return false;
+    return std::from_chars(s_.data() + start, s_.data() + pos_, out).ec == std::errc{};
+  }
+
+  bool time(TimePoint& out) {
+    std::string_view v;
+    if (!string(v)) return false;
+    auto parsed = parse_time(v);
+    if (!parsed) return false;
+    out = parsed.value();
+    return true;
+  }
+
+  bool optional_time(std::optional<TimePoint>& out) {
+    if (eat_null()) {
+      out.reset();
+      return true;
+    }
+    TimePoint t;
+    if (!time(t)) return false;
+    out = t;
+    return true;
+  }
+
+  // `{}` or `{"key": value, ...}`, calling read(key) for each key to read its value; false at a
+  // key that comes twice.
+  template <std::size_t N, class Read>
+  bool object(const std::array<std::string_view, N>& keys, unsigned& seen, Read read) {
+    seen = 0;
+    if (!eat('{')) return false;
+    if (eat('}')) return true;
+    do {
+      std::string_view key;
+      if (!string(key) || !eat(':')) return false;
+      const auto it = std::find(keys.begin(), keys.end(), key);
+      if (it == keys.end()) return false;
+      const auto bit = 1u << static_cast<unsigned>(it - keys.begin());
+      if ((seen & bit) != 0 || !read(static_cast<std::size_t>(it - keys.begin()))) return false;
+      seen |= bit;
+    } while (eat(','));
+    return eat('}');
+  }
+
+ private:
+  void skip_space() {
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\r' || s_[pos_] == '\t')) {
+      ++pos_;
+    }
+  }
+
+  std::string_view s_;
+  std::size_t pos_ = 0;
+};
+
+bool read_plain_error(PlainJson& in, ErrorInfo& e) {
+  static constexpr std::array<std::string_view, 5> keys{"type", "message", "code", "http_status",
+                                                        "context"};
+  unsigned seen = 0;
+  return in.object(keys, seen, [&](std::size_t key) {
+    switch (key) {
+      case 0:
+        return in.string(e.type);
+      case 1:
+        return in.string(e.message);
+      case 2:
+        return in.string(e.code);
+      case 3:
+        if (in.eat_null()) return true;
+        e.http_status.emplace();
+        return in.integer(*e.http_status);
+      default:
+        if (!in.eat('[')) return false;
+        if (in.eat(']')) return true;
+        do {
+          if (!in.string(e.context.emplace_back())) return false;
+        } while (in.eat(','));
+        return in.eat(']');
+    }
+  });
+}
+
+bool read_plain_record(PlainJson& in, AttemptRecord& a) {
+  static constexpr std::array<std::string_view, 7> keys{
+      "attempt", "started_at", "finished_at", "worker_id", "decision", "error", "next_run_at"};
+  constexpr unsigned required = 0b111;  // attempt, started_at, finished_at
+  unsigned seen = 0;
+  const bool ok = in.object(keys, seen, [&](std::size_t key) {
+    switch (key) {
+      case 0:
+        return in.integer(a.attempt);
+      case 1:
+        return in.time(a.started_at);
+      case 2:
+        return in.time(a.finished_at);
+      case 3:
+        return in.string(a.worker_id);
+      case 4:
+        return in.string(a.decision);
+      case 5:
+        if (in.eat_null()) return true;
+        return read_plain_error(in, a.error.emplace());
+      default:
+        return in.optional_time(a.next_run_at);
+    }
+  });
+  return ok && (seen & required) == required;
+}
+
 }  // namespace
+
+bool read_plain_history(std::string_view text, std::vector<AttemptRecord>& out) {
+  PlainJson in{text};
+  std::vector<AttemptRecord> records;
+  if (!in.eat('[')) return false;
+  if (!in.eat(']')) {
+    do {
+      if (!read_plain_record(in, records.emplace_back())) return false;
+    } while (in.eat(','));
+    if (!in.eat(']')) return false;
+  }
+  if (!in.at_end()) return false;
+  out = std::move(records);
+  return true;
+}
+
+bool read_history(std::string_view text, std::vector<AttemptRecord>& out) {
+  if (read_plain_history(text, out)) return true;
+  const json history = json::parse(text, nullptr, false);
+  if (history.is_discarded()) return false;
+  try {
+    out = history.get<std::vector<AttemptRecord>>();
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
 
 // The keys in nlohmann's order (a std::map): attempt, decision, error, finished_at, next_run_at,
 // started_at, worker_id.
@@ -284,7 +499,7 @@ std::string dump_record(const AttemptRecord& a) {
   put_json_string(out, a.decision);
   out += ",\"error\":";
   if (a.error) {
-    out += json(*a.error).dump(-1, ' ', false, json::error_handler_t::replace);
+    put_error(out, *a.error);
   } else {
     out += "null";
   }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "detail/micros.hpp"
+#include "detail/record_json.hpp"
 
 namespace midas::detail {
 
@@ -49,7 +50,7 @@ result<Task> task_from_row(const PGresult* r, int row) {
     if (const char* o = cell(13)) t.lease_owner = o;
     if (const char* e = cell(15)) t.lease_expires_at = time(e);
     if (const char* c = cell(16)) t.checkpoint = nlohmann::json::parse(c);
-    t.history = nlohmann::json::parse(required(17)).get<std::vector<AttemptRecord>>();
+    if (!read_history(required(17), t.history)) bad = true;
     if (bad) return errc::protocol_error;
     return t;
   } catch (const std::exception&) {

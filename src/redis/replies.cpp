@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 
+#include "detail/record_json.hpp"
 #include "redis/errors.hpp"
 
 namespace midas::detail {
@@ -85,18 +86,6 @@ bool fill_from_data(Task& t, std::string_view d) {
   t.type = std::string{p->type};
   t.params = json::parse(p->params, nullptr, false);
   return !t.params.is_discarded();
-}
-
-// A stored history (a JSON array of attempt records) into `out`; false if it is malformed.
-bool read_history(std::string_view text, std::vector<AttemptRecord>& out) {
-  const json history = json::parse(text, nullptr, false);
-  if (history.is_discarded()) return false;
-  try {
-    out = history.get<std::vector<AttemptRecord>>();
-  } catch (const std::exception&) {
-    return false;
-  }
-  return true;
 }
 
 bool all_digits(std::string_view s) {

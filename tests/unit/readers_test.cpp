@@ -8,6 +8,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -417,6 +418,109 @@ TEST_CASE("an attempt record is written as the JSON library writes it, byte for 
   CHECK(midas::format_time(at(-86400000001)) == "1969-12-31T00:00:00.000Z");  // ms toward 0
   CHECK(midas::format_time(at(-1000)) == "1969-12-31T23:59:59.999Z");
   CHECK(midas::format_time(at(7258118399999000)) == "2199-12-31T23:59:59.999Z");
+}
+
+// What the JSON library reads from a stored history; nullopt if it is not one.
+std::optional<std::vector<midas::AttemptRecord>> library_read(const std::string& text) {
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  try {
+    return j.get<std::vector<midas::AttemptRecord>>();
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
+
+TEST_CASE("a history is read directly when it is plain, with what the JSON library reads") {
+  using midas::AttemptRecord;
+  using midas::TimePoint;
+  const auto at = [](long long us) { return TimePoint{std::chrono::microseconds{us}}; };
+  AttemptRecord ok;
+  ok.attempt = 3;
+  ok.started_at = at(1795000000123000);
+  ok.finished_at = at(1795000000987000);
+  ok.worker_id = "vm:14108:79eed039";
+  ok.decision = "succeeded";
+  AttemptRecord failed = ok;
+  failed.attempt = 2;
+  failed.decision = "retry";
+  failed.next_run_at = at(1795000060000000);
+  failed.error = midas::ErrorInfo{"std::system_error", "timed out", "generic:110", 503, {"a", ""}};
+  AttemptRecord bare = failed;
+  bare.error = midas::ErrorInfo{"t", "m", "", std::nullopt, {}};
+  const std::string written = "[" + midas::detail::dump_record(failed) + "," +
+                              midas::detail::dump_record(bare) + "," +
+                              midas::detail::dump_record(ok) + "]";
+  std::vector<AttemptRecord> read;
+  REQUIRE(midas::detail::read_plain_history(written, read));
+  CHECK(read == std::vector<AttemptRecord>{failed, bare, ok});
+
+  // {text, read directly}: either way read_history gives what the JSON library gives.
+  const std::vector<std::pair<std::string, bool>> cases{
+      {written, true},
+      {"[]", true},
+      {" [ \n] ", true},
+      // Postgres's jsonb text: spaces after separators, keys in its own order.
+      {R"([{"error": {"code": "", "type": "t", "context": ["x"], "message": "m", )"
+       R"("http_status": null}, "attempt": 1, "decision": "retry", "worker_id": "w", )"
+       R"("started_at": "2026-11-28T10:00:00.123Z", "finished_at": "2026-11-28T10:00:01Z", )"
+       R"("next_run_at": "2026-11-28 10:00:02.5+00:00"}])",
+       true},
+      {R"([{"attempt":1,"started_at":"2026-11-28T10:00:00Z","finished_at":"2026-11-28T10:00:00Z",)"
+       R"("error":{}}])",
+       true},
+      // Declined, and read (or refused) by the JSON library.
+      {R"([{"attempt":1,"started_at":"2026-11-28T10:00:00Z","finished_at":"2026-11-28T10:00:00Z",)"
+       R"("worker_id":"a\"b"}])",
+       false},
+      {R"([{"attempt":1,"started_at":"2026-11-28T10:00:00Z","finished_at":"2026-11-28T10:00:00Z",)"
+       "\"worker_id\":\"\xc3\xa9\"}]",
+       false},
+      {R"([{"attempt":1,"started_at":"2026-11-28T10:00:00Z","finished_at":"2026-11-28T10:00:00Z",)"
+       R"("extra":1}])",
+       false},
+      {R"([{"attempt":1.0,"started_at":"2026-11-28T10:00:00Z","finished_at":"2026-11-28T10:00:00Z"}])",
+       false},
+      {R"([{"attempt":1e0,"started_at":"2026-11-28T10:00:00Z","finished_at":"2026-11-28T10:00:00Z"}])",
+       false},
+      {R"([{"attempt":-1,"started_at":"2026-11-28T10:00:00Z","finished_at":"2026-11-28T10:00:00Z"}])",
+       false},
+      {R"([{"attempt":01,"started_at":"2026-11-28T10:00:00Z","finished_at":"2026-11-28T10:00:00Z"}])",
+       false},
+      {R"([{"attempt":2147483648,"started_at":"2026-11-28T10:00:00Z",)"
+       R"("finished_at":"2026-11-28T10:00:00Z"}])",
+       false},
+      {R"([{"attempt":1,"attempt":2,"started_at":"2026-11-28T10:00:00Z",)"
+       R"("finished_at":"2026-11-28T10:00:00Z"}])",
+       false},
+      {R"([{"attempt":1,"started_at":"2026-11-28T10:00:00Z"}])", false},  // no finished_at
+      {R"([{"attempt":1,"started_at":"yesterday","finished_at":"2026-11-28T10:00:00Z"}])", false},
+      {R"([{"attempt":1,"started_at":"2026-11-28T10:00:00Z","finished_at":"2026-11-28T10:00:00Z",)"
+       R"("error":"boom"}])",
+       false},
+      {R"([{"attempt":1,"started_at":"2026-11-28T10:00:00Z","finished_at":"2026-11-28T10:00:00Z",)"
+       R"("error":{"context":["a",null],"http_status":"503"}}])",
+       false},
+      {R"([{"attempt":1,"started_at":"2026-11-28T10:00:00Z","finished_at":"2026-11-28T10:00:00Z",)"
+       R"("decision":null}])",
+       false},
+      {"[] x", false},
+      {"[", false},
+      {"", false},
+      {"null", false},
+      {"{}", false},
+      {"[1]", false},
+  };
+  for (const auto& [text, direct] : cases) {
+    CAPTURE(text);
+    std::vector<AttemptRecord> plain;
+    CHECK(midas::detail::read_plain_history(text, plain) == direct);
+    const auto expected = library_read(text);
+    std::vector<AttemptRecord> got{ok};  // left as it was when the text is not a history
+    CHECK(midas::detail::read_history(text, got) == expected.has_value());
+    CHECK(got == expected.value_or(std::vector<AttemptRecord>{ok}));
+    if (direct) CHECK(plain == expected.value_or(std::vector<AttemptRecord>{}));
+  }
 }
 
 // ---- Postgres ----
