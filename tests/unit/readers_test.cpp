@@ -7,9 +7,11 @@
 #include <libpq-fe.h>
 
 #include <array>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "detail/record_json.hpp"
@@ -383,26 +385,37 @@ TEST_CASE("redis: a retry claimed from its member reads what can have changed fr
 
 // ---- What the backends write ----
 
+midas::TimePoint at(long long us) { return midas::TimePoint{std::chrono::microseconds{us}}; }
+
+// A first attempt that succeeded, started and finished at the given microseconds since 1970.
+midas::AttemptRecord succeeded(long long started_us, long long finished_us) {
+  midas::AttemptRecord r;
+  r.attempt = 1;
+  r.started_at = at(started_us);
+  r.finished_at = at(finished_us);
+  r.worker_id = "vm:14108:79eed039";
+  r.decision = "succeeded";
+  return r;
+}
+
+// `r` as attempt `attempt` that failed with `error` and was retried.
+midas::AttemptRecord retried(midas::AttemptRecord r, int attempt, midas::ErrorInfo error) {
+  r.attempt = attempt;
+  r.decision = "retry";
+  r.next_run_at = at(1795000060000000);
+  r.error = std::move(error);
+  return r;
+}
+
 TEST_CASE("an attempt record is written as the JSON library writes it, byte for byte") {
   using midas::AttemptRecord;
-  using midas::ErrorInfo;
-  using midas::TimePoint;
-  const auto at = [](long long us) { return TimePoint{std::chrono::microseconds{us}}; };
-  AttemptRecord plain;
-  plain.attempt = 1;
-  plain.started_at = at(1795000000123456);
-  plain.finished_at = at(1795000000987654);
-  plain.worker_id = "vm:14108:79eed039";
-  plain.decision = "succeeded";
-  AttemptRecord failed = plain;
-  failed.attempt = 12;
-  failed.decision = "retry";
-  failed.next_run_at = at(1795000060000000);
-  failed.error = ErrorInfo{"std::system_error",
-                           "Resource temporarily unavailable \"x\"",
-                           "generic:11",
-                           503,
-                           {"outer", "inner\n"}};
+  const AttemptRecord plain = succeeded(1795000000123456, 1795000000987654);
+  const AttemptRecord failed = retried(plain, 12,
+                                       {"std::system_error",
+                                        "Resource temporarily unavailable \"x\"",
+                                        "generic:11",
+                                        503,
+                                        {"outer", "inner\n"}});
   AttemptRecord odd = plain;
   odd.worker_id = "host \"a\"\\b\t\x01 \xc3\xa9 \xff end";  // quotes, controls, UTF-8, invalid
   odd.decision = "";
@@ -433,21 +446,11 @@ std::optional<std::vector<midas::AttemptRecord>> library_read(const std::string&
 
 TEST_CASE("a history is read directly when it is plain, with what the JSON library reads") {
   using midas::AttemptRecord;
-  using midas::TimePoint;
-  const auto at = [](long long us) { return TimePoint{std::chrono::microseconds{us}}; };
-  AttemptRecord ok;
+  AttemptRecord ok = succeeded(1795000000123000, 1795000000987000);  // whole milliseconds
   ok.attempt = 3;
-  ok.started_at = at(1795000000123000);
-  ok.finished_at = at(1795000000987000);
-  ok.worker_id = "vm:14108:79eed039";
-  ok.decision = "succeeded";
-  AttemptRecord failed = ok;
-  failed.attempt = 2;
-  failed.decision = "retry";
-  failed.next_run_at = at(1795000060000000);
-  failed.error = midas::ErrorInfo{"std::system_error", "timed out", "generic:110", 503, {"a", ""}};
-  AttemptRecord bare = failed;
-  bare.error = midas::ErrorInfo{"t", "m", "", std::nullopt, {}};
+  const AttemptRecord failed =
+      retried(ok, 1, {"std::system_error", "timed out", "generic:110", 503, {"a", ""}});
+  const AttemptRecord bare = retried(ok, 2, {"t", "m", "", std::nullopt, {}});
   const std::string written = "[" + midas::detail::dump_record(failed) + "," +
                               midas::detail::dump_record(bare) + "," +
                               midas::detail::dump_record(ok) + "]";
