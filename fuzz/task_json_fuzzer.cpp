@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // What midas reads back from a backend or a caller as JSON: tasks (with their history), specs,
-// attempt records (and that the direct history reader reads what the JSON library reads), times
-// and status names; and task params decoded into a registered C++ type,
-// which must fail the attempt with a message, never crash or throw out of the handler.
+// attempt records (the direct history reader must read what the JSON library reads), times and
+// status names; and task params decoded into a registered C++ type, which must fail the attempt
+// with a message, never crash or throw out of the handler.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>

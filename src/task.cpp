@@ -363,34 +363,45 @@ class PlainJson {
     return true;
   }
 
-  bool optional_time(std::optional<TimePoint>& out) {
+  // `null` (out empty) or a value that read(value) reads.
+  template <class T, class Read>
+  bool nullable(std::optional<T>& out, Read read) {
     if (eat_null()) {
       out.reset();
       return true;
     }
-    TimePoint t;
-    if (!time(t)) return false;
-    out = t;
-    return true;
+    return read(out.emplace());
   }
 
-  // `{}` or `{"key": value, ...}`, calling read(key) for each key to read its value; false at a
-  // key that comes twice.
+  // `[]` or `["...", ...]` into `out`.
+  bool strings(std::vector<std::string>& out) {
+    if (!eat('[')) return false;
+    if (eat(']')) return true;
+    do {
+      if (!string(out.emplace_back())) return false;
+    } while (eat(','));
+    return eat(']');
+  }
+
+  // `{}` or `{"key": value, ...}`, calling read(i) to read the value of keys[i]. The keys seen,
+  // one bit each; nullopt at an unknown key, a key that comes twice, or a value read refuses.
   template <std::size_t N, class Read>
-  bool object(const std::array<std::string_view, N>& keys, unsigned& seen, Read read) {
-    seen = 0;
-    if (!eat('{')) return false;
-    if (eat('}')) return true;
+  std::optional<unsigned> object(const std::array<std::string_view, N>& keys, Read read) {
+    unsigned seen = 0;
+    if (!eat('{')) return std::nullopt;
+    if (eat('}')) return seen;
     do {
       std::string_view key;
-      if (!string(key) || !eat(':')) return false;
+      if (!string(key) || !eat(':')) return std::nullopt;
       const auto it = std::find(keys.begin(), keys.end(), key);
-      if (it == keys.end()) return false;
-      const auto bit = 1u << static_cast<unsigned>(it - keys.begin());
-      if ((seen & bit) != 0 || !read(static_cast<std::size_t>(it - keys.begin()))) return false;
+      if (it == keys.end()) return std::nullopt;
+      const auto i = static_cast<std::size_t>(it - keys.begin());
+      const unsigned bit = 1u << i;
+      if ((seen & bit) != 0 || !read(i)) return std::nullopt;
       seen |= bit;
     } while (eat(','));
-    return eat('}');
+    if (!eat('}')) return std::nullopt;
+    return seen;
   }
 
  private:
@@ -408,8 +419,7 @@ class PlainJson {
 bool read_plain_error(PlainJson& in, ErrorInfo& e) {
   static constexpr std::array<std::string_view, 5> keys{"type", "message", "code", "http_status",
                                                         "context"};
-  unsigned seen = 0;
-  return in.object(keys, seen, [&](std::size_t key) {
+  const auto seen = in.object(keys, [&](std::size_t key) {
     switch (key) {
       case 0:
         return in.string(e.type);
@@ -418,26 +428,19 @@ bool read_plain_error(PlainJson& in, ErrorInfo& e) {
       case 2:
         return in.string(e.code);
       case 3:
-        if (in.eat_null()) return true;
-        e.http_status.emplace();
-        return in.integer(*e.http_status);
+        return in.nullable(e.http_status, [&](int& v) { return in.integer(v); });
       default:
-        if (!in.eat('[')) return false;
-        if (in.eat(']')) return true;
-        do {
-          if (!in.string(e.context.emplace_back())) return false;
-        } while (in.eat(','));
-        return in.eat(']');
+        return in.strings(e.context);
     }
   });
+  return seen.has_value();
 }
 
 bool read_plain_record(PlainJson& in, AttemptRecord& a) {
   static constexpr std::array<std::string_view, 7> keys{
       "attempt", "started_at", "finished_at", "worker_id", "decision", "error", "next_run_at"};
   constexpr unsigned required = 0b111;  // attempt, started_at, finished_at
-  unsigned seen = 0;
-  const bool ok = in.object(keys, seen, [&](std::size_t key) {
+  const auto seen = in.object(keys, [&](std::size_t key) {
     switch (key) {
       case 0:
         return in.integer(a.attempt);
@@ -450,13 +453,12 @@ bool read_plain_record(PlainJson& in, AttemptRecord& a) {
       case 4:
         return in.string(a.decision);
       case 5:
-        if (in.eat_null()) return true;
-        return read_plain_error(in, a.error.emplace());
+        return in.nullable(a.error, [&](ErrorInfo& e) { return read_plain_error(in, e); });
       default:
-        return in.optional_time(a.next_run_at);
+        return in.nullable(a.next_run_at, [&](TimePoint& t) { return in.time(t); });
     }
   });
-  return ok && (seen & required) == required;
+  return seen && (*seen & required) == required;
 }
 
 }  // namespace

@@ -16,8 +16,8 @@ namespace midas::detail {
 [[nodiscard]] std::string dump_record(const AttemptRecord& record);
 
 /// A stored history (a JSON array of attempt records) into `out`; false, leaving `out` as it was,
-/// if the text is not one. Reads what `dump_record` and Postgres's jsonb write directly (parsing it
-/// with the JSON library took a worker an eighth of its time per attempt in a Redis retry run),
+/// if the text is not one. Reads what `dump_record` and Postgres's jsonb write directly (the JSON
+/// library's parser had been an eighth of the bench process's perf samples in a Redis retry run),
 /// anything else through the JSON library, with the same result.
 [[nodiscard]] bool read_history(std::string_view text, std::vector<AttemptRecord>& out);
 

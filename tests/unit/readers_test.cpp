@@ -423,7 +423,9 @@ TEST_CASE("an attempt record is written as the JSON library writes it, byte for 
   odd.finished_at = at(0);
   AttemptRecord late = plain;
   late.finished_at = at(7258118399999000);  // 2199-12-31T23:59:59.999Z
-  for (const AttemptRecord& r : {plain, failed, odd, late}) {
+  // An error without context or HTTP status: those keys are left out.
+  const AttemptRecord bare = retried(plain, 2, {"t", "m", "", std::nullopt, {}});
+  for (const AttemptRecord& r : {plain, failed, odd, late, bare}) {
     const std::string expected =
         nlohmann::json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     CHECK(midas::detail::dump_record(r) == expected);
